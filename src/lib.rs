@@ -1,0 +1,8 @@
+//! eddy: Tornado's networking stack on a sans-IO core.
+//!
+//! This facade re-exports the core state machines, the OS drivers and the simulator.
+#![warn(missing_docs)]
+
+pub use eddy_core as core;
+pub use eddy_drivers as drivers;
+pub use eddy_sim as sim;
