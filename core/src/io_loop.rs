@@ -1,0 +1,1398 @@
+//! `IoLoop`: Tornado's IOLoop as data — timers, a callback queue, streams and listeners.
+//!
+//! It owns every piece of loop state and runs user callbacks; it never performs I/O or reads a
+//! clock. A driver feeds it inputs (`handle_*`) and drains its outputs (`poll_*`):
+//!
+//! ```text
+//! loop {
+//!     while let Some(action) = io.poll_io() { perform(action) }   // listen, connect, interest, close
+//!     sleep in the OS until io.poll_timeout() or readiness
+//!     for each ready socket: io.read_buf / io.handle_read / io.handle_eof / io.write_chunks /
+//!                            io.handle_written / io.handle_accepted / io.handle_connected ...
+//!     io.handle_timeout(now)                                       // runs one round of callbacks
+//! }
+//! ```
+//!
+//! Inputs never run user code: they queue completions, and `handle_timeout` runs one round of
+//! the queue (plus the timers that are due). Work queued during a round waits for the next one,
+//! so the driver gets to poll the OS between rounds.
+
+use crate::callback::CallbackQueue;
+use crate::error::{CloseReason, StreamError};
+use crate::slab::{Key, Slab};
+use crate::stream::{
+    Interest, ReadOutcome, ReadRequest, Stream, StreamState, DEFAULT_MAX_BUFFER_SIZE,
+    DEFAULT_READ_CHUNK_SIZE,
+};
+use crate::time::{Duration, Instant};
+use crate::timer::{TimerHeap, TimerId};
+use bytes::buf::Limit;
+use bytes::{Bytes, BytesMut};
+use core::net::SocketAddr;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Names a stream of one loop; stale ids (of closed, freed streams) are recognised.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct StreamId(Key);
+
+/// Names a listener of one loop.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ListenerId(Key);
+
+/// Names a periodic callback of one loop.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PeriodicId(Key);
+
+/// A scheduled timeout, for [`IoLoop::remove_timeout`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct TimeoutHandle(TimerId);
+
+impl StreamId {
+    /// A small number unique among the loop's live streams (slot index), e.g. for a poll token.
+    pub fn index(self) -> u32 {
+        self.0.index
+    }
+    /// The slot generation; with `index`, identifies the stream uniquely over the loop's life.
+    pub fn generation(self) -> u32 {
+        self.0.generation
+    }
+}
+
+impl ListenerId {
+    /// A small number unique among the loop's live listeners.
+    pub fn index(self) -> u32 {
+        self.0.index
+    }
+}
+
+type Callback = Box<dyn FnOnce(&mut IoLoop)>;
+type ReadCallback = Box<dyn FnOnce(&mut IoLoop, Result<Bytes, StreamError>)>;
+type ChunkCallback = Rc<RefCell<dyn FnMut(&mut IoLoop, Bytes)>>;
+type FlushCallback = Box<dyn FnOnce(&mut IoLoop, Result<(), StreamError>)>;
+type CloseCallback = Box<dyn FnOnce(&mut IoLoop, CloseReason)>;
+type ConnectCallback = Box<dyn FnOnce(&mut IoLoop, Result<StreamId, StreamError>)>;
+type AcceptCallback = Box<dyn FnMut(&mut IoLoop, StreamId, SocketAddr)>;
+type PeriodicCallback = Box<dyn FnMut(&mut IoLoop)>;
+type RemoteCallback = Box<dyn FnOnce(&mut IoLoop) + Send>;
+/// A clock the driver may lend for the slow-callback warning; the core never reads one itself.
+pub type Clock = Box<dyn Fn() -> Instant>;
+
+/// Where a callback was registered and the tracing span current then (Tornado's stack_context).
+#[derive(Clone)]
+struct Origin {
+    location: &'static Location<'static>,
+    span: tracing::Span,
+}
+
+impl Origin {
+    #[track_caller]
+    fn here() -> Origin {
+        Origin {
+            location: Location::caller(),
+            span: tracing::Span::current(),
+        }
+    }
+}
+
+/// One unit of work for a round.
+struct Task {
+    origin: Origin,
+    kind: TaskKind,
+}
+
+enum TaskKind {
+    Call(Callback),
+    Remote(RemoteCallback),
+    Read {
+        stream: StreamId,
+        result: Result<Bytes, StreamError>,
+        callback: ReadCallback,
+    },
+    Chunk {
+        stream: StreamId,
+        data: Bytes,
+        callback: ChunkCallback,
+    },
+    Flushed {
+        stream: StreamId,
+        result: Result<(), StreamError>,
+        callback: FlushCallback,
+    },
+    Closed {
+        stream: StreamId,
+        reason: CloseReason,
+        callback: CloseCallback,
+    },
+    Connected {
+        stream: StreamId,
+        result: Result<StreamId, StreamError>,
+        callback: ConnectCallback,
+    },
+    Accept {
+        listener: ListenerId,
+        stream: StreamId,
+        peer: SocketAddr,
+    },
+    Periodic(PeriodicId),
+}
+
+impl TaskKind {
+    /// The stream whose in-flight count this task holds, if any.
+    fn stream(&self) -> Option<StreamId> {
+        match self {
+            TaskKind::Read { stream, .. }
+            | TaskKind::Chunk { stream, .. }
+            | TaskKind::Flushed { stream, .. }
+            | TaskKind::Closed { stream, .. }
+            | TaskKind::Connected { stream, .. }
+            | TaskKind::Accept { stream, .. } => Some(*stream),
+            _ => None,
+        }
+    }
+}
+
+/// What a timer does when it fires.
+enum TimerAction {
+    Call(Callback, Origin),
+    ConnectTimeout(StreamId),
+    Periodic(PeriodicId),
+}
+
+/// Socket options for [`IoLoop::listen`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Accept backlog (Tornado's default: 128).
+    pub backlog: u32,
+    /// Set SO_REUSEPORT so several loops can each accept on their own socket.
+    pub reuse_port: bool,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            backlog: 128,
+            reuse_port: false,
+        }
+    }
+}
+
+/// An I/O request for the driver, drained with [`IoLoop::poll_io`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IoAction {
+    /// Bind and listen at `addr`; answer with [`IoLoop::handle_listening`].
+    Listen {
+        /// The listener.
+        listener: ListenerId,
+        /// Where to bind (port 0 picks an ephemeral port).
+        addr: SocketAddr,
+        /// Socket options.
+        options: ListenOptions,
+    },
+    /// Stop listening and close the listening socket.
+    CloseListener {
+        /// The listener.
+        listener: ListenerId,
+    },
+    /// Start a non-blocking connect; answer with [`IoLoop::handle_connected`].
+    Connect {
+        /// The stream the connection becomes.
+        stream: StreamId,
+        /// The peer.
+        addr: SocketAddr,
+    },
+    /// The stream's readiness interest may have changed; register this one.
+    Interest {
+        /// The stream.
+        stream: StreamId,
+        /// What it wants now.
+        interest: Interest,
+    },
+    /// Shut down the write side (the peer reads end of file); queued bytes are already written.
+    ShutdownWrite {
+        /// The stream.
+        stream: StreamId,
+    },
+    /// Close the socket and forget the stream.
+    Close {
+        /// The stream.
+        stream: StreamId,
+        /// Why; drivers may reset (SO_LINGER 0) on errors.
+        reason: CloseReason,
+    },
+}
+
+/// Internal action queue entry; interest is computed when polled, not when queued.
+enum PendingAction {
+    Listen(ListenerId),
+    CloseListener(ListenerId),
+    Connect(StreamId, SocketAddr),
+    Interest(StreamId),
+    ShutdownWrite(StreamId),
+    Close(StreamId, CloseReason),
+}
+
+/// A stream plus the callbacks waiting on it.
+struct StreamEntry {
+    stream: Stream,
+    peer: Option<SocketAddr>,
+    on_read: Option<(ReadCallback, Origin)>,
+    on_chunk: Option<(ChunkCallback, Origin)>,
+    flush_waiters: VecDeque<(u64, FlushCallback, Origin)>,
+    on_close: Option<(CloseCallback, Origin)>,
+    on_connect: Option<(ConnectCallback, Origin)>,
+    connect_timer: Option<TimerId>,
+    /// Queued tasks that refer to this stream; the slot lives until they have run.
+    in_flight: u32,
+    /// An `Interest` action is queued and not yet polled.
+    interest_queued: bool,
+    /// The close side effects happened and a `Close` action was queued.
+    close_queued: bool,
+    /// The driver has taken the `Close` action (its socket is gone).
+    driver_closed: bool,
+}
+
+struct ListenerEntry {
+    addr: SocketAddr,
+    options: ListenOptions,
+    bound: Option<Result<SocketAddr, io::ErrorKind>>,
+    on_accept: Option<AcceptCallback>,
+    origin: Origin,
+    closed: bool,
+}
+
+struct PeriodicEntry {
+    callback: Option<PeriodicCallback>,
+    origin: Origin,
+    interval: Duration,
+    next: Instant,
+    timer: Option<TimerId>,
+}
+
+/// Shared between an [`IoLoop`] and its [`Remote`] handles.
+struct RemoteShared {
+    queue: Mutex<Vec<(RemoteCallback, &'static Location<'static>, tracing::Span)>>,
+    pending: AtomicBool,
+    waker: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+}
+
+/// A `Send + Clone` handle that queues callbacks onto a loop from any thread and wakes it.
+#[derive(Clone)]
+pub struct Remote {
+    shared: Arc<RemoteShared>,
+}
+
+impl Remote {
+    /// Queues `f` to run on the loop's thread in a coming round, waking the loop if it sleeps.
+    #[track_caller]
+    pub fn add_callback(&self, f: impl FnOnce(&mut IoLoop) + Send + 'static) {
+        let location = Location::caller();
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((Box::new(f), location, tracing::Span::current()));
+        if !self.shared.pending.swap(true, Ordering::AcqRel) {
+            let waker = self
+                .shared
+                .waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            if let Some(wake) = waker {
+                wake();
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Remote")
+    }
+}
+
+/// Tunables of a loop.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopConfig {
+    /// Default `max_buffer_size` of new streams.
+    pub max_buffer_size: usize,
+    /// How much a stream reads at once, and how far it reads ahead with no read pending.
+    pub read_chunk_size: usize,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        LoopConfig {
+            max_buffer_size: DEFAULT_MAX_BUFFER_SIZE,
+            read_chunk_size: DEFAULT_READ_CHUNK_SIZE,
+        }
+    }
+}
+
+/// Counters a test or an operator can read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Callbacks (of every kind) run so far.
+    pub callbacks_run: u64,
+    /// Callbacks that panicked (caught, logged, loop went on).
+    pub callback_panics: u64,
+    /// Callbacks that ran longer than the slow-callback threshold.
+    pub slow_callbacks: u64,
+    /// Streams accepted so far.
+    pub accepted: u64,
+}
+
+/// Slow-callback warning settings (Tornado's `set_blocking_signal_threshold`).
+struct SlowWarning {
+    threshold: Duration,
+    clock: Clock,
+}
+
+/// Tornado's IOLoop as a state machine; see the module docs for the driver's side.
+pub struct IoLoop {
+    now: Instant,
+    config: LoopConfig,
+    timers: TimerHeap<TimerAction>,
+    callbacks: CallbackQueue<Task>,
+    streams: Slab<StreamEntry>,
+    listeners: Slab<ListenerEntry>,
+    periodics: Slab<PeriodicEntry>,
+    actions: VecDeque<PendingAction>,
+    remote: Arc<RemoteShared>,
+    stopped: bool,
+    slow: Option<SlowWarning>,
+    stats: LoopStats,
+}
+
+impl Default for IoLoop {
+    fn default() -> Self {
+        IoLoop::new(LoopConfig::default())
+    }
+}
+
+impl IoLoop {
+    /// A loop whose clock starts at [`Instant::ZERO`] until the driver says otherwise.
+    pub fn new(config: LoopConfig) -> IoLoop {
+        IoLoop {
+            now: Instant::ZERO,
+            config,
+            timers: TimerHeap::new(),
+            callbacks: CallbackQueue::new(),
+            streams: Slab::default(),
+            listeners: Slab::default(),
+            periodics: Slab::default(),
+            actions: VecDeque::new(),
+            remote: Arc::new(RemoteShared {
+                queue: Mutex::new(Vec::new()),
+                pending: AtomicBool::new(false),
+                waker: Mutex::new(None),
+            }),
+            stopped: false,
+            slow: None,
+            stats: LoopStats::default(),
+        }
+    }
+
+    // ===== getters =====
+
+    /// The loop's current time: the last instant the driver handed in.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// True once [`IoLoop::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> LoopStats {
+        self.stats
+    }
+
+    /// The loop's configuration.
+    pub fn config(&self) -> LoopConfig {
+        self.config
+    }
+
+    /// A handle for queuing callbacks from other threads.
+    pub fn remote(&self) -> Remote {
+        Remote {
+            shared: self.remote.clone(),
+        }
+    }
+
+    /// The stream's buffers and state, for inspection.
+    pub fn stream(&self, id: StreamId) -> Option<&Stream> {
+        self.streams.get(id.0).map(|e| &e.stream)
+    }
+
+    /// True if the stream is closed (or unknown): Tornado's `closed()`.
+    pub fn closed(&self, id: StreamId) -> bool {
+        self.stream(id).map_or(true, Stream::is_closed)
+    }
+
+    /// True while a read is pending on the stream: Tornado's `reading()`.
+    pub fn reading(&self, id: StreamId) -> bool {
+        self.stream(id).is_some_and(Stream::reading)
+    }
+
+    /// True while the stream has bytes queued: Tornado's `writing()`.
+    pub fn writing(&self, id: StreamId) -> bool {
+        self.stream(id).is_some_and(Stream::writing)
+    }
+
+    /// The peer's address, if known.
+    pub fn peer_addr(&self, id: StreamId) -> Option<SocketAddr> {
+        self.streams.get(id.0).and_then(|e| e.peer)
+    }
+
+    /// Live streams (open or closing), in slot order.
+    pub fn stream_ids(&self) -> impl Iterator<Item = StreamId> + '_ {
+        self.streams.iter().map(|(k, _)| StreamId(k))
+    }
+
+    /// Number of streams not yet closed.
+    pub fn open_streams(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|(_, e)| !e.stream.is_closed())
+            .count()
+    }
+
+    /// The address a listener is bound to (with the real port when 0 was asked), once bound.
+    pub fn listener_addr(&self, id: ListenerId) -> Option<SocketAddr> {
+        match self.listeners.get(id.0)?.bound {
+            Some(Ok(addr)) => Some(addr),
+            _ => None,
+        }
+    }
+
+    /// Why a listener failed to bind, if it did.
+    pub fn listener_error(&self, id: ListenerId) -> Option<io::ErrorKind> {
+        match self.listeners.get(id.0)?.bound {
+            Some(Err(kind)) => Some(kind),
+            _ => None,
+        }
+    }
+
+    /// Live listeners, in slot order.
+    pub fn listener_ids(&self) -> impl Iterator<Item = ListenerId> + '_ {
+        self.listeners
+            .iter()
+            .filter(|(_, l)| !l.closed)
+            .map(|(k, _)| ListenerId(k))
+    }
+
+    // ===== application: callbacks and timers =====
+
+    /// Queues `f` for the next round (Tornado's `add_callback`).
+    #[track_caller]
+    pub fn add_callback(&mut self, f: impl FnOnce(&mut IoLoop) + 'static) {
+        self.push_task(Origin::here(), TaskKind::Call(Box::new(f)));
+    }
+
+    /// Runs `f` after `delay` (Tornado's `call_later`).
+    #[track_caller]
+    pub fn call_later(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut IoLoop) + 'static,
+    ) -> TimeoutHandle {
+        let deadline = self.now + delay;
+        self.call_at(deadline, f)
+    }
+
+    /// Runs `f` at `deadline` (Tornado's `call_at`); a past deadline runs in the next round.
+    #[track_caller]
+    pub fn call_at(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&mut IoLoop) + 'static,
+    ) -> TimeoutHandle {
+        let action = TimerAction::Call(Box::new(f), Origin::here());
+        TimeoutHandle(self.timers.insert(deadline, action))
+    }
+
+    /// Cancels a timeout; false if it already ran or was removed.
+    pub fn remove_timeout(&mut self, handle: TimeoutHandle) -> bool {
+        self.timers.cancel(handle.0).is_some()
+    }
+
+    /// Calls `f` every `interval` (Tornado's `PeriodicCallback`), first after one interval.
+    ///
+    /// Missed ticks are skipped, not run in a burst: after a stall the next tick is the first
+    /// multiple of `interval` (from the start) that is still in the future.
+    #[track_caller]
+    pub fn add_periodic(
+        &mut self,
+        interval: Duration,
+        f: impl FnMut(&mut IoLoop) + 'static,
+    ) -> PeriodicId {
+        assert!(!interval.is_zero(), "periodic interval must be positive");
+        let origin = Origin::here();
+        let next = self.now + interval;
+        let key = self.periodics.insert(PeriodicEntry {
+            callback: Some(Box::new(f)),
+            origin,
+            interval,
+            next,
+            timer: None,
+        });
+        let id = PeriodicId(key);
+        let timer = self.timers.insert(next, TimerAction::Periodic(id));
+        self.periodics.get_mut(key).expect("just inserted").timer = Some(timer);
+        id
+    }
+
+    /// Stops a periodic callback; false if it was already stopped.
+    pub fn stop_periodic(&mut self, id: PeriodicId) -> bool {
+        match self.periodics.remove(id.0) {
+            Some(entry) => {
+                if let Some(t) = entry.timer {
+                    self.timers.cancel(t);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Asks the driver to stop after the current round.
+    pub fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    /// Logs callbacks that run longer than `threshold`, timed with the driver's `clock`.
+    pub fn set_slow_callback_warning(&mut self, threshold: Duration, clock: Clock) {
+        self.slow = Some(SlowWarning { threshold, clock });
+    }
+
+    // ===== application: listeners and connections =====
+
+    /// Listens at `addr`; `on_accept` runs for every accepted stream, with the peer's address.
+    #[track_caller]
+    pub fn listen(
+        &mut self,
+        addr: SocketAddr,
+        options: ListenOptions,
+        on_accept: impl FnMut(&mut IoLoop, StreamId, SocketAddr) + 'static,
+    ) -> ListenerId {
+        let key = self.listeners.insert(ListenerEntry {
+            addr,
+            options,
+            bound: None,
+            on_accept: Some(Box::new(on_accept)),
+            origin: Origin::here(),
+            closed: false,
+        });
+        let id = ListenerId(key);
+        self.actions.push_back(PendingAction::Listen(id));
+        id
+    }
+
+    /// Stops listening; streams already accepted are unaffected.
+    pub fn close_listener(&mut self, id: ListenerId) {
+        if let Some(l) = self.listeners.get_mut(id.0) {
+            if !l.closed {
+                l.closed = true;
+                self.actions.push_back(PendingAction::CloseListener(id));
+            }
+        }
+    }
+
+    /// Connects to `addr`; `on_connect` gets the stream, or the error (refused, timeout...).
+    #[track_caller]
+    pub fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        on_connect: impl FnOnce(&mut IoLoop, Result<StreamId, StreamError>) + 'static,
+    ) -> StreamId {
+        let origin = Origin::here();
+        let mut entry = self.new_entry(StreamState::Connecting, Some(addr));
+        entry.on_connect = Some((Box::new(on_connect), origin));
+        let id = StreamId(self.streams.insert(entry));
+        if let Some(t) = timeout {
+            let timer = self
+                .timers
+                .insert(self.now + t, TimerAction::ConnectTimeout(id));
+            self.entry_mut(id).expect("just inserted").connect_timer = Some(timer);
+        }
+        self.actions.push_back(PendingAction::Connect(id, addr));
+        id
+    }
+
+    // ===== application: stream operations =====
+
+    /// Reads up to and including `delimiter`; fails (closing the stream) past `max_bytes`.
+    #[track_caller]
+    pub fn read_until(
+        &mut self,
+        id: StreamId,
+        delimiter: impl Into<Bytes>,
+        max_bytes: Option<usize>,
+        on_done: impl FnOnce(&mut IoLoop, Result<Bytes, StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let request = ReadRequest::Until {
+            delimiter: delimiter.into(),
+            max_bytes,
+        };
+        self.start_read(id, request, Box::new(on_done), None, Origin::here())
+    }
+
+    /// Reads exactly `n` bytes.
+    #[track_caller]
+    pub fn read_bytes(
+        &mut self,
+        id: StreamId,
+        n: usize,
+        on_done: impl FnOnce(&mut IoLoop, Result<Bytes, StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let request = ReadRequest::Exactly(n);
+        self.start_read(id, request, Box::new(on_done), None, Origin::here())
+    }
+
+    /// Reads whatever arrives, at least 1 and at most `max` bytes (a partial read).
+    #[track_caller]
+    pub fn read_some(
+        &mut self,
+        id: StreamId,
+        max: usize,
+        on_done: impl FnOnce(&mut IoLoop, Result<Bytes, StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let request = ReadRequest::Some(max);
+        self.start_read(id, request, Box::new(on_done), None, Origin::here())
+    }
+
+    /// Reads everything until the peer closes, bounded by `max_buffer_size`.
+    #[track_caller]
+    pub fn read_until_close(
+        &mut self,
+        id: StreamId,
+        on_done: impl FnOnce(&mut IoLoop, Result<Bytes, StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let request = ReadRequest::UntilClose { streaming: false };
+        self.start_read(id, request, Box::new(on_done), None, Origin::here())
+    }
+
+    /// Reads until the peer closes, handing each chunk to `on_chunk` as it arrives; `on_done`
+    /// gets whatever remained at close (usually empty). Not bounded by `max_buffer_size`.
+    #[track_caller]
+    pub fn read_until_close_streaming(
+        &mut self,
+        id: StreamId,
+        on_chunk: impl FnMut(&mut IoLoop, Bytes) + 'static,
+        on_done: impl FnOnce(&mut IoLoop, Result<Bytes, StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let request = ReadRequest::UntilClose { streaming: true };
+        let chunk: ChunkCallback = Rc::new(RefCell::new(on_chunk));
+        self.start_read(id, request, Box::new(on_done), Some(chunk), Origin::here())
+    }
+
+    /// Queues bytes for writing (no copy). Use [`IoLoop::flush`] to learn when they are written.
+    pub fn write(&mut self, id: StreamId, data: impl Into<Bytes>) -> Result<(), StreamError> {
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        let was_writing = entry.stream.writing();
+        entry.stream.write(data.into())?;
+        if !was_writing {
+            self.queue_interest(id);
+        }
+        Ok(())
+    }
+
+    /// Runs `on_flushed` once every byte queued so far is written, or with the close error.
+    #[track_caller]
+    pub fn flush(
+        &mut self,
+        id: StreamId,
+        on_flushed: impl FnOnce(&mut IoLoop, Result<(), StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let origin = Origin::here();
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        let target = entry.stream.total_queued();
+        let result = match entry.stream.close_reason() {
+            Some(reason) => Err(StreamError::Closed(reason)),
+            None if entry.stream.total_written() >= target => Ok(()),
+            None => {
+                entry
+                    .flush_waiters
+                    .push_back((target, Box::new(on_flushed), origin));
+                return Ok(());
+            }
+        };
+        self.push_task(
+            origin,
+            TaskKind::Flushed {
+                stream: id,
+                result,
+                callback: Box::new(on_flushed),
+            },
+        );
+        Ok(())
+    }
+
+    /// Half-closes: once queued bytes are written, the peer reads end of file.
+    pub fn shutdown_write(&mut self, id: StreamId) -> Result<(), StreamError> {
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        entry.stream.shutdown_write()?;
+        self.maybe_shutdown(id);
+        Ok(())
+    }
+
+    /// Runs `on_close` when the stream closes (at once, next round, if it already has).
+    #[track_caller]
+    pub fn set_close_callback(
+        &mut self,
+        id: StreamId,
+        on_close: impl FnOnce(&mut IoLoop, CloseReason) + 'static,
+    ) -> Result<(), StreamError> {
+        let origin = Origin::here();
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        if entry.close_queued {
+            let reason = entry.stream.close_reason().unwrap_or(CloseReason::Local);
+            let kind = TaskKind::Closed {
+                stream: id,
+                reason,
+                callback: Box::new(on_close),
+            };
+            self.push_task(origin, kind);
+        } else {
+            entry.on_close = Some((Box::new(on_close), origin));
+        }
+        Ok(())
+    }
+
+    /// Sets the stream's read buffer limit.
+    pub fn set_max_buffer_size(&mut self, id: StreamId, limit: usize) -> Result<(), StreamError> {
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        entry.stream.set_max_buffer_size(limit);
+        self.queue_interest(id);
+        Ok(())
+    }
+
+    /// Closes the stream now; queued writes are dropped (flush first to keep them).
+    pub fn close(&mut self, id: StreamId) {
+        self.close_stream(id, CloseReason::Local);
+    }
+
+    /// Closes every stream and listener with [`CloseReason::Shutdown`] (driver stop, host crash).
+    pub fn close_all(&mut self) {
+        let streams: Vec<StreamId> = self.stream_ids().collect();
+        for id in streams {
+            self.close_stream(id, CloseReason::Shutdown);
+        }
+        let listeners: Vec<ListenerId> = self.listener_ids().collect();
+        for id in listeners {
+            self.close_listener(id);
+        }
+    }
+
+    // ===== driver: outputs =====
+
+    /// The next I/O action for the driver; drain until `None` after every input and round.
+    #[must_use]
+    pub fn poll_io(&mut self) -> Option<IoAction> {
+        while let Some(action) = self.actions.pop_front() {
+            match action {
+                PendingAction::Listen(id) => {
+                    if let Some(l) = self.listeners.get(id.0) {
+                        if !l.closed {
+                            return Some(IoAction::Listen {
+                                listener: id,
+                                addr: l.addr,
+                                options: l.options,
+                            });
+                        }
+                    }
+                }
+                PendingAction::CloseListener(id) => {
+                    self.listeners.remove(id.0);
+                    return Some(IoAction::CloseListener { listener: id });
+                }
+                PendingAction::Connect(stream, addr) => {
+                    if self.entry(stream).is_some_and(|e| !e.close_queued) {
+                        return Some(IoAction::Connect { stream, addr });
+                    }
+                }
+                PendingAction::Interest(stream) => {
+                    if let Some(e) = self.entry_mut(stream) {
+                        e.interest_queued = false;
+                        if !e.close_queued {
+                            let interest = e.stream.interest();
+                            return Some(IoAction::Interest { stream, interest });
+                        }
+                    }
+                }
+                PendingAction::ShutdownWrite(stream) => {
+                    if let Some(e) = self.entry_mut(stream) {
+                        if !e.close_queued {
+                            e.stream.handle_shutdown_done();
+                            return Some(IoAction::ShutdownWrite { stream });
+                        }
+                    }
+                }
+                PendingAction::Close(stream, reason) => {
+                    if let Some(e) = self.entry_mut(stream) {
+                        e.driver_closed = true;
+                        self.maybe_free(stream);
+                        return Some(IoAction::Close { stream, reason });
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Until when the driver may sleep: now if work is queued, else the earliest timer.
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if !self.callbacks.is_empty() || self.remote.pending.load(Ordering::Acquire) {
+            return Some(self.now);
+        }
+        self.timers.next_deadline()
+    }
+
+    /// True while callbacks wait to run (the driver must not sleep).
+    pub fn has_pending_callbacks(&self) -> bool {
+        !self.callbacks.is_empty() || self.remote.pending.load(Ordering::Acquire)
+    }
+
+    // ===== driver: inputs =====
+
+    /// Installs the function a [`Remote`] calls to wake a sleeping driver.
+    pub fn set_waker(&mut self, wake: Arc<dyn Fn() + Send + Sync>) {
+        *self.remote.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    }
+
+    /// A listener was bound (with its real address) or failed to bind.
+    pub fn handle_listening(&mut self, id: ListenerId, result: Result<SocketAddr, io::ErrorKind>) {
+        let Some(l) = self.listeners.get_mut(id.0) else {
+            return;
+        };
+        if let Err(kind) = result {
+            tracing::error!(addr = %l.addr, error = %kind, origin = %l.origin.location, "listen failed");
+        }
+        l.bound = Some(result);
+    }
+
+    /// A connection was accepted; returns the new stream's id (`None`: listener gone, drop it).
+    pub fn handle_accepted(&mut self, listener: ListenerId, peer: SocketAddr) -> Option<StreamId> {
+        let l = self.listeners.get(listener.0)?;
+        if l.closed {
+            return None;
+        }
+        let origin = l.origin.clone();
+        let entry = self.new_entry(StreamState::Open, Some(peer));
+        let stream = StreamId(self.streams.insert(entry));
+        self.stats.accepted += 1;
+        self.push_task(
+            origin,
+            TaskKind::Accept {
+                listener,
+                stream,
+                peer,
+            },
+        );
+        self.queue_interest(stream);
+        Some(stream)
+    }
+
+    /// A connect finished (or failed with the driver's error kind).
+    pub fn handle_connected(&mut self, id: StreamId, result: Result<(), io::ErrorKind>) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if entry.stream.state() != StreamState::Connecting {
+            return;
+        }
+        match result {
+            Ok(()) => {
+                entry.stream.handle_connected();
+                let timer = entry.connect_timer.take();
+                let cb = entry.on_connect.take();
+                if let Some(t) = timer {
+                    self.timers.cancel(t);
+                }
+                if let Some((callback, origin)) = cb {
+                    let kind = TaskKind::Connected {
+                        stream: id,
+                        result: Ok(id),
+                        callback,
+                    };
+                    self.push_task(origin, kind);
+                }
+                self.queue_interest(id);
+            }
+            Err(kind) => self.close_stream(id, CloseReason::from_io(kind)),
+        }
+    }
+
+    /// Lends the stream's read buffer: read into its spare room (`chunk_mut`), `advance_mut`
+    /// by the count, then call [`IoLoop::handle_read`]. `None`: the stream does not read now.
+    pub fn read_buf(&mut self, id: StreamId) -> Option<Limit<&mut BytesMut>> {
+        let entry = self.streams.get_mut(id.0)?;
+        if entry.close_queued {
+            return None;
+        }
+        entry.stream.read_buf()
+    }
+
+    /// `n` bytes were read into the lent buffer (`n > 0`; end of file is [`IoLoop::handle_eof`]).
+    pub fn handle_read(&mut self, id: StreamId, n: usize) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        entry.stream.handle_read(n);
+        self.after_read_input(id);
+    }
+
+    /// Appends bytes read without a lent buffer (a copy; for the simulator and tests).
+    pub fn handle_read_bytes(&mut self, id: StreamId, data: &[u8]) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        entry.stream.push_read(data);
+        entry.stream.handle_read(data.len());
+        self.after_read_input(id);
+    }
+
+    /// The peer closed its write side (a read returned 0).
+    pub fn handle_eof(&mut self, id: StreamId) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        entry.stream.handle_eof();
+        self.poll_stream_read(id);
+        self.maybe_close_after_eof(id);
+        self.queue_interest(id);
+    }
+
+    /// A socket error (reset, broken pipe...): the stream closes with the mapped reason.
+    pub fn handle_error(&mut self, id: StreamId, kind: io::ErrorKind) {
+        self.close_stream(id, CloseReason::from_io(kind));
+    }
+
+    /// The queued bytes to write, oldest first (for one vectored write).
+    pub fn write_chunks(&self, id: StreamId) -> impl Iterator<Item = &[u8]> {
+        self.streams
+            .get(id.0)
+            .filter(|e| !e.close_queued)
+            .map(|e| e.stream.write_chunks())
+            .into_iter()
+            .flatten()
+    }
+
+    /// The driver wrote `n` bytes from the front of the stream's queue.
+    pub fn handle_written(&mut self, id: StreamId, n: usize) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if entry.close_queued || n == 0 {
+            return;
+        }
+        entry.stream.handle_written(n);
+        loop {
+            let Some(entry) = self.entry_mut(id) else {
+                return;
+            };
+            let written = entry.stream.total_written();
+            if !entry.flush_waiters.front().is_some_and(|w| w.0 <= written) {
+                break;
+            }
+            let (_, callback, origin) = entry.flush_waiters.pop_front().expect("checked");
+            let kind = TaskKind::Flushed {
+                stream: id,
+                result: Ok(()),
+                callback,
+            };
+            self.push_task(origin, kind);
+        }
+        if !self.writing(id) {
+            self.maybe_shutdown(id);
+            self.maybe_close_after_eof(id);
+            self.queue_interest(id);
+        }
+    }
+
+    /// The loop woke up because a [`Remote`] queued work; moves that work into the queue.
+    pub fn handle_woken(&mut self) {
+        if !self.remote.pending.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let drained =
+            std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
+        for (callback, location, span) in drained {
+            self.push_task(Origin { location, span }, TaskKind::Remote(callback));
+        }
+    }
+
+    /// Advances the clock to `now` and runs one round: queued callbacks, then due timers.
+    ///
+    /// Callbacks queued during the round wait for the next one. Calling it spuriously is fine.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.handle_woken();
+        while let Some((_, action)) = self.timers.pop_expired(self.now) {
+            match action {
+                TimerAction::Call(callback, origin) => {
+                    self.push_task(origin, TaskKind::Call(callback));
+                }
+                TimerAction::ConnectTimeout(id) => {
+                    if let Some(e) = self.entry_mut(id) {
+                        e.connect_timer = None;
+                        self.close_stream(id, CloseReason::ConnectTimeout);
+                    }
+                }
+                TimerAction::Periodic(id) => {
+                    if let Some(p) = self.periodics.get(id.0) {
+                        let origin = p.origin.clone();
+                        self.push_task(origin, TaskKind::Periodic(id));
+                    }
+                }
+            }
+        }
+        let round = self.callbacks.begin_round();
+        for _ in 0..round {
+            let Some(task) = self.callbacks.pop() else {
+                break;
+            };
+            self.run_task(task);
+        }
+    }
+
+    // ===== internals =====
+
+    fn new_entry(&self, state: StreamState, peer: Option<SocketAddr>) -> StreamEntry {
+        StreamEntry {
+            stream: Stream::new(
+                state,
+                self.config.max_buffer_size,
+                self.config.read_chunk_size,
+            ),
+            peer,
+            on_read: None,
+            on_chunk: None,
+            flush_waiters: VecDeque::new(),
+            on_close: None,
+            on_connect: None,
+            connect_timer: None,
+            in_flight: 0,
+            interest_queued: false,
+            close_queued: false,
+            driver_closed: false,
+        }
+    }
+
+    fn entry(&self, id: StreamId) -> Option<&StreamEntry> {
+        self.streams.get(id.0)
+    }
+
+    fn entry_mut(&mut self, id: StreamId) -> Option<&mut StreamEntry> {
+        self.streams.get_mut(id.0)
+    }
+
+    fn push_task(&mut self, origin: Origin, kind: TaskKind) {
+        if let Some(stream) = kind.stream() {
+            if let Some(e) = self.streams.get_mut(stream.0) {
+                e.in_flight += 1;
+            }
+        }
+        self.callbacks.push(Task { origin, kind });
+    }
+
+    fn queue_interest(&mut self, id: StreamId) {
+        if let Some(e) = self.streams.get_mut(id.0) {
+            if !e.interest_queued && !e.close_queued {
+                e.interest_queued = true;
+                self.actions.push_back(PendingAction::Interest(id));
+            }
+        }
+    }
+
+    fn start_read(
+        &mut self,
+        id: StreamId,
+        request: ReadRequest,
+        on_done: ReadCallback,
+        on_chunk: Option<ChunkCallback>,
+        origin: Origin,
+    ) -> Result<(), StreamError> {
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        match entry.stream.start_read(request) {
+            Ok(()) => {}
+            Err(StreamError::ReadPending) => return Err(StreamError::ReadPending),
+            Err(e) => {
+                // A closed stream: the error is an outcome, delivered like any other.
+                let kind = TaskKind::Read {
+                    stream: id,
+                    result: Err(e),
+                    callback: on_done,
+                };
+                self.push_task(origin, kind);
+                return Ok(());
+            }
+        }
+        entry.on_chunk = on_chunk.map(|c| (c, origin.clone()));
+        entry.on_read = Some((on_done, origin));
+        self.poll_stream_read(id);
+        self.queue_interest(id);
+        Ok(())
+    }
+
+    fn after_read_input(&mut self, id: StreamId) {
+        self.poll_stream_read(id);
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if let Err(e) = entry.stream.check_buffer_limit() {
+            let on_read = entry.on_read.take();
+            entry.stream.take_pending();
+            if let Some((callback, origin)) = on_read {
+                tracing::warn!(stream = ?id, error = %e, "closing stream");
+                let kind = TaskKind::Read {
+                    stream: id,
+                    result: Err(e),
+                    callback,
+                };
+                self.push_task(origin, kind);
+            }
+            self.close_stream(id, CloseReason::BufferFull);
+            return;
+        }
+        self.queue_interest(id);
+    }
+
+    /// Satisfies the pending read as far as the buffer allows, queuing completions.
+    fn poll_stream_read(&mut self, id: StreamId) {
+        loop {
+            let Some(entry) = self.entry_mut(id) else {
+                return;
+            };
+            let Some(outcome) = entry.stream.poll_read() else {
+                return;
+            };
+            match outcome {
+                ReadOutcome::Chunk(data) => {
+                    let (callback, origin) = entry.on_chunk.clone().expect("streaming read");
+                    let kind = TaskKind::Chunk {
+                        stream: id,
+                        data,
+                        callback,
+                    };
+                    self.push_task(origin, kind);
+                    return;
+                }
+                ReadOutcome::Done(data) => {
+                    entry.on_chunk = None;
+                    let (callback, origin) = entry.on_read.take().expect("pending read");
+                    let kind = TaskKind::Read {
+                        stream: id,
+                        result: Ok(data),
+                        callback,
+                    };
+                    self.push_task(origin, kind);
+                    return;
+                }
+                ReadOutcome::Failed(e) => {
+                    entry.on_chunk = None;
+                    let (callback, origin) = entry.on_read.take().expect("pending read");
+                    let closed_by_read = entry.stream.close_reason();
+                    let kind = TaskKind::Read {
+                        stream: id,
+                        result: Err(e),
+                        callback,
+                    };
+                    self.push_task(origin, kind);
+                    if let Some(reason) = closed_by_read {
+                        self.close_stream(id, reason);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn maybe_shutdown(&mut self, id: StreamId) {
+        if self.entry(id).is_some_and(|e| e.stream.shutdown_due()) {
+            self.actions.push_back(PendingAction::ShutdownWrite(id));
+        }
+    }
+
+    /// After the peer's end of file, closes the stream once nothing is left to read or write.
+    fn maybe_close_after_eof(&mut self, id: StreamId) {
+        let Some(entry) = self.entry(id) else {
+            return;
+        };
+        if entry.in_flight == 0 && !entry.close_queued && entry.stream.is_drained_after_eof() {
+            self.close_stream(id, CloseReason::Eof);
+        }
+    }
+
+    /// Closes a stream once: fails waiters, queues the close callback and the driver action.
+    fn close_stream(&mut self, id: StreamId, reason: CloseReason) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if entry.close_queued {
+            return;
+        }
+        entry.stream.close(reason);
+        let reason = entry.stream.close_reason().expect("just closed");
+        entry.close_queued = true;
+        // Buffered bytes may still satisfy the pending read; otherwise it fails.
+        self.poll_stream_read(id);
+        let entry = self.entry_mut(id).expect("still present");
+        let timer = entry.connect_timer.take();
+        let on_connect = entry.on_connect.take();
+        let waiters = std::mem::take(&mut entry.flush_waiters);
+        let on_close = entry.on_close.take();
+        if let Some(t) = timer {
+            self.timers.cancel(t);
+        }
+        if let Some((callback, origin)) = on_connect {
+            let kind = TaskKind::Connected {
+                stream: id,
+                result: Err(StreamError::Closed(reason)),
+                callback,
+            };
+            self.push_task(origin, kind);
+        }
+        for (_, callback, origin) in waiters {
+            let kind = TaskKind::Flushed {
+                stream: id,
+                result: Err(StreamError::Closed(reason)),
+                callback,
+            };
+            self.push_task(origin, kind);
+        }
+        if let Some((callback, origin)) = on_close {
+            let kind = TaskKind::Closed {
+                stream: id,
+                reason,
+                callback,
+            };
+            self.push_task(origin, kind);
+        }
+        self.actions.push_back(PendingAction::Close(id, reason));
+    }
+
+    /// Frees a closed stream's slot once the driver dropped its socket and no task refers to it.
+    fn maybe_free(&mut self, id: StreamId) {
+        if self
+            .entry(id)
+            .is_some_and(|e| e.driver_closed && e.in_flight == 0)
+        {
+            self.streams.remove(id.0);
+        }
+    }
+
+    fn run_task(&mut self, task: Task) {
+        let Task { origin, kind } = task;
+        let stream = kind.stream();
+        if let Some(id) = stream {
+            if let Some(e) = self.entry_mut(id) {
+                e.in_flight -= 1;
+            }
+        }
+        let _enter = origin.span.enter();
+        let started = self.slow.as_ref().map(|s| (s.clock)());
+        let result = catch_unwind(AssertUnwindSafe(|| self.dispatch(kind)));
+        self.stats.callbacks_run += 1;
+        if let Err(panic) = result {
+            self.stats.callback_panics += 1;
+            let message = panic_message(&*panic);
+            tracing::error!(origin = %origin.location, panic = %message, "callback panicked; loop continues");
+        }
+        if let (Some(start), Some(slow)) = (started, self.slow.as_ref()) {
+            let took = (slow.clock)() - start;
+            if took > slow.threshold {
+                self.stats.slow_callbacks += 1;
+                tracing::warn!(origin = %origin.location, took_ms = took.as_millis() as u64, "slow callback blocked the loop");
+            }
+        }
+        if let Some(id) = stream {
+            self.maybe_close_after_eof(id);
+            self.maybe_free(id);
+        }
+    }
+
+    fn dispatch(&mut self, kind: TaskKind) {
+        match kind {
+            TaskKind::Call(f) => f(self),
+            TaskKind::Remote(f) => f(self),
+            TaskKind::Read {
+                result, callback, ..
+            } => callback(self, result),
+            TaskKind::Chunk { data, callback, .. } => (callback.borrow_mut())(self, data),
+            TaskKind::Flushed {
+                result, callback, ..
+            } => callback(self, result),
+            TaskKind::Closed {
+                reason, callback, ..
+            } => callback(self, reason),
+            TaskKind::Connected {
+                result, callback, ..
+            } => callback(self, result),
+            TaskKind::Accept {
+                listener,
+                stream,
+                peer,
+            } => {
+                let Some(mut on_accept) = self
+                    .listeners
+                    .get_mut(listener.0)
+                    .and_then(|l| l.on_accept.take())
+                else {
+                    self.close(stream);
+                    return;
+                };
+                on_accept(self, stream, peer);
+                if let Some(l) = self.listeners.get_mut(listener.0) {
+                    l.on_accept.get_or_insert(on_accept);
+                }
+            }
+            TaskKind::Periodic(id) => self.run_periodic(id),
+        }
+    }
+
+    fn run_periodic(&mut self, id: PeriodicId) {
+        let Some(mut callback) = self.periodics.get_mut(id.0).and_then(|p| p.callback.take())
+        else {
+            return;
+        };
+        callback(self);
+        let now = self.now;
+        let Some(p) = self.periodics.get_mut(id.0) else {
+            return; // stopped from inside its own callback
+        };
+        p.callback = Some(callback);
+        // Skip missed ticks (Tornado's PeriodicCallback._update_next).
+        p.next += p.interval;
+        if p.next <= now {
+            let interval = p.interval.as_nanos();
+            let behind = (now - p.next).as_nanos();
+            let skip = u32::try_from(behind / interval + 1).unwrap_or(u32::MAX);
+            p.next += p.interval.saturating_mul(skip);
+        }
+        let next = p.next;
+        let timer = self.timers.insert(next, TimerAction::Periodic(id));
+        self.periodics.get_mut(id.0).expect("present").timer = Some(timer);
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "non-string panic payload"
+    }
+}

@@ -1,0 +1,641 @@
+//! `Stream`: Tornado's IOStream as data — a read buffer, at most one pending read, a write
+//! queue of `Bytes`, and the close state.
+//!
+//! It owns buffering and read satisfaction; it never holds callbacks (the loop does) and never
+//! touches a socket: the driver lends its read buffer, reads into it, and reports `n`.
+//! Readiness interest is computed from this state on demand and stored nowhere else.
+
+use crate::error::{CloseReason, StreamError};
+use bytes::buf::Limit;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use std::collections::VecDeque;
+
+/// Default `max_buffer_size` (Tornado's: 100 MiB).
+pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
+/// Default `read_chunk_size` (Tornado's: 64 KiB).
+pub const DEFAULT_READ_CHUNK_SIZE: usize = 64 * 1024;
+/// The most slices a driver is offered for one vectored write.
+pub const MAX_WRITE_SLICES: usize = 64;
+
+/// What a pending read waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadRequest {
+    /// Up to and including `delimiter`; fails if not found within `max_bytes`.
+    Until {
+        /// The byte sequence that ends the read (non-empty).
+        delimiter: Bytes,
+        /// The most bytes (delimiter included) the read may return.
+        max_bytes: Option<usize>,
+    },
+    /// Exactly `n` bytes.
+    Exactly(usize),
+    /// Whatever is buffered, at least one byte and at most `max` (a partial read).
+    Some(usize),
+    /// Everything until the peer closes; with `streaming`, each chunk is handed out as it comes.
+    UntilClose {
+        /// Hand out chunks as they arrive instead of one buffer at close.
+        streaming: bool,
+    },
+}
+
+/// The result of trying to satisfy the pending read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// The read completed with these bytes.
+    Done(Bytes),
+    /// A streaming `UntilClose` read produced a chunk and stays pending.
+    Chunk(Bytes),
+    /// The read failed; the stream may be closed as a consequence (see [`Stream::close_reason`]).
+    Failed(StreamError),
+}
+
+/// Which readiness a stream wants from the driver.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Interest {
+    /// Wants to know when it can read (or has been closed by the peer).
+    pub readable: bool,
+    /// Wants to know when it can write (or has connected).
+    pub writable: bool,
+}
+
+/// Lifecycle of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamState {
+    /// A connect is in progress.
+    Connecting,
+    /// Connected; reads and writes may happen.
+    Open,
+    /// Closed for good, with the reason.
+    Closed(CloseReason),
+}
+
+/// Half-close progress of the write side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriteSide {
+    Open,
+    /// `shutdown_write` was asked; it happens once the queue drains.
+    ShutdownRequested,
+    ShutDown,
+}
+
+/// One TCP stream's buffers and state; see the module docs.
+#[derive(Debug)]
+pub struct Stream {
+    state: StreamState,
+    read_buf: BytesMut,
+    pending: Option<ReadRequest>,
+    /// Bytes at the front of `read_buf` known not to start a delimiter match.
+    scanned: usize,
+    read_eof: bool,
+    /// A read has failed on end of file, or an `UntilClose` read completed.
+    eof_delivered: bool,
+    write_queue: VecDeque<Bytes>,
+    write_queued: usize,
+    write_side: WriteSide,
+    /// Total bytes ever accepted by `write` and ever reported written.
+    total_queued: u64,
+    total_written: u64,
+    max_buffer_size: usize,
+    read_chunk_size: usize,
+}
+
+impl Stream {
+    /// A stream in `state` (`Open` for accepted streams, `Connecting` for outgoing ones).
+    pub fn new(state: StreamState, max_buffer_size: usize, read_chunk_size: usize) -> Stream {
+        assert!(read_chunk_size > 0, "read_chunk_size must be positive");
+        Stream {
+            state,
+            read_buf: BytesMut::new(),
+            pending: None,
+            scanned: 0,
+            read_eof: false,
+            eof_delivered: false,
+            write_queue: VecDeque::new(),
+            write_queued: 0,
+            write_side: WriteSide::Open,
+            total_queued: 0,
+            total_written: 0,
+            max_buffer_size,
+            read_chunk_size,
+        }
+    }
+
+    // ----- getters -----
+
+    /// Current lifecycle state.
+    pub fn state(&self) -> StreamState {
+        self.state
+    }
+
+    /// True once closed.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, StreamState::Closed(_))
+    }
+
+    /// Why the stream closed, if it has.
+    pub fn close_reason(&self) -> Option<CloseReason> {
+        match self.state {
+            StreamState::Closed(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// True while a read is pending (Tornado's `reading()`).
+    pub fn reading(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// True while bytes wait to be written (Tornado's `writing()`).
+    pub fn writing(&self) -> bool {
+        self.write_queued > 0
+    }
+
+    /// Bytes buffered for reading and not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.read_buf.len()
+    }
+
+    /// Bytes queued for writing and not yet written.
+    pub fn write_queued(&self) -> usize {
+        self.write_queued
+    }
+
+    /// Total bytes ever queued by `write`; a flush waiter waits for `total_written` to reach it.
+    pub fn total_queued(&self) -> u64 {
+        self.total_queued
+    }
+
+    /// Total bytes the driver has reported written.
+    pub fn total_written(&self) -> u64 {
+        self.total_written
+    }
+
+    /// True once the peer's end of file has been read.
+    pub fn read_eof(&self) -> bool {
+        self.read_eof
+    }
+
+    /// The buffer limit; exceeding it closes the stream with [`CloseReason::BufferFull`].
+    pub fn max_buffer_size(&self) -> usize {
+        self.max_buffer_size
+    }
+
+    /// Sets the buffer limit.
+    pub fn set_max_buffer_size(&mut self, limit: usize) {
+        self.max_buffer_size = limit;
+    }
+
+    /// The readiness this stream wants, derived from its state.
+    ///
+    /// Readable while open, before end of file, and either a read is pending or the buffer has
+    /// room for read-ahead (one `read_chunk_size`), which also notices a peer that goes away.
+    /// Writable while connecting or while bytes are queued.
+    pub fn interest(&self) -> Interest {
+        match self.state {
+            StreamState::Connecting => Interest {
+                readable: false,
+                writable: true,
+            },
+            StreamState::Closed(_) => Interest::default(),
+            StreamState::Open => Interest {
+                readable: !self.read_eof
+                    && (self.pending.is_some() || self.read_buf.len() < self.read_chunk_size)
+                    && self.read_buf.len() <= self.max_buffer_size,
+                writable: self.write_queued > 0,
+            },
+        }
+    }
+
+    /// True when, after end of file, nothing is left to do: the stream may close.
+    ///
+    /// Half-close: after the peer's end of file the stream stays open while the application
+    /// still has bytes to read or write, so a reply to a half-closed request is delivered.
+    pub fn is_drained_after_eof(&self) -> bool {
+        self.state == StreamState::Open
+            && self.read_eof
+            && self.pending.is_none()
+            && self.write_queued == 0
+            && (self.read_buf.is_empty() || self.eof_delivered)
+    }
+
+    /// True when a requested write shutdown can be performed now (queue drained).
+    pub fn shutdown_due(&self) -> bool {
+        self.write_side == WriteSide::ShutdownRequested && self.write_queued == 0
+    }
+
+    // ----- application mutators -----
+
+    /// Starts a read; at most one may be pending.
+    pub fn start_read(&mut self, request: ReadRequest) -> Result<(), StreamError> {
+        if let StreamState::Closed(reason) = self.state {
+            // Tornado lets buffered data satisfy reads after close; we do the same below.
+            if self.read_buf.is_empty() || matches!(request, ReadRequest::UntilClose { .. }) {
+                return Err(StreamError::Closed(reason));
+            }
+        }
+        if self.pending.is_some() {
+            return Err(StreamError::ReadPending);
+        }
+        if let ReadRequest::Until { delimiter, .. } = &request {
+            assert!(
+                !delimiter.is_empty(),
+                "read_until needs a non-empty delimiter"
+            );
+        }
+        self.scanned = 0;
+        self.pending = Some(request);
+        Ok(())
+    }
+
+    /// Queues bytes for writing.
+    pub fn write(&mut self, data: Bytes) -> Result<(), StreamError> {
+        if let StreamState::Closed(reason) = self.state {
+            return Err(StreamError::Closed(reason));
+        }
+        if self.write_side != WriteSide::Open {
+            return Err(StreamError::WriteShutdown);
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.write_queued += data.len();
+        self.total_queued += data.len() as u64;
+        self.write_queue.push_back(data);
+        Ok(())
+    }
+
+    /// Asks for the write side to be shut down once queued bytes are written.
+    pub fn shutdown_write(&mut self) -> Result<(), StreamError> {
+        if let StreamState::Closed(reason) = self.state {
+            return Err(StreamError::Closed(reason));
+        }
+        if self.write_side == WriteSide::Open {
+            self.write_side = WriteSide::ShutdownRequested;
+        }
+        Ok(())
+    }
+
+    /// Closes the stream (idempotent: the first reason wins). Queued writes are dropped.
+    pub fn close(&mut self, reason: CloseReason) {
+        if self.is_closed() {
+            return;
+        }
+        self.state = StreamState::Closed(reason);
+        self.write_queue.clear();
+        self.write_queued = 0;
+    }
+
+    /// Drops the pending read, returning it (used when the loop fails it on close).
+    pub fn take_pending(&mut self) -> Option<ReadRequest> {
+        self.pending.take()
+    }
+
+    // ----- driver inputs -----
+
+    /// Marks a connect as finished.
+    pub fn handle_connected(&mut self) {
+        if self.state == StreamState::Connecting {
+            self.state = StreamState::Open;
+        }
+    }
+
+    /// Lends the read buffer: read at most `chunk_mut().len()` bytes into it, `advance_mut`
+    /// by the count read, then call [`Stream::handle_read`] with that count.
+    ///
+    /// `None` when the stream does not want to read now. The lent room ends one byte past
+    /// `max_buffer_size`, so a reader that would overflow is noticed without unbounded growth.
+    pub fn read_buf(&mut self) -> Option<Limit<&mut BytesMut>> {
+        if !self.interest().readable {
+            return None;
+        }
+        let room = (self.max_buffer_size + 1)
+            .saturating_sub(self.read_buf.len())
+            .min(self.read_chunk_size);
+        if room == 0 {
+            return None;
+        }
+        self.read_buf.reserve(room);
+        Some((&mut self.read_buf).limit(room))
+    }
+
+    /// Appends bytes without a lent buffer (a copy; the simulator and tests use this).
+    pub fn push_read(&mut self, data: &[u8]) {
+        self.read_buf.extend_from_slice(data);
+    }
+
+    /// Records that `n` bytes were read into the lent buffer (they are already in it).
+    ///
+    /// Then call [`Stream::poll_read`] until it returns `None`, then
+    /// [`Stream::check_buffer_limit`].
+    pub fn handle_read(&mut self, n: usize) {
+        debug_assert!(n <= self.read_buf.len());
+    }
+
+    /// Closes the stream with [`CloseReason::BufferFull`] if, after the pending read took what
+    /// it could, more than `max_buffer_size` bytes remain buffered.
+    pub fn check_buffer_limit(&mut self) -> Result<(), StreamError> {
+        if self.read_buf.len() > self.max_buffer_size && !self.is_closed() {
+            self.close(CloseReason::BufferFull);
+            return Err(StreamError::BufferFull {
+                limit: self.max_buffer_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records the peer's end of file.
+    pub fn handle_eof(&mut self) {
+        self.read_eof = true;
+    }
+
+    /// The queued bytes, oldest first, for a vectored write of at most [`MAX_WRITE_SLICES`].
+    pub fn write_chunks(&self) -> impl Iterator<Item = &[u8]> {
+        self.write_queue
+            .iter()
+            .take(MAX_WRITE_SLICES)
+            .map(|b| b.as_ref())
+    }
+
+    /// Records that the driver wrote `n` bytes from the front of the queue.
+    pub fn handle_written(&mut self, mut n: usize) {
+        assert!(n <= self.write_queued, "driver wrote more than was queued");
+        self.write_queued -= n;
+        self.total_written += n as u64;
+        while n > 0 {
+            let front = self
+                .write_queue
+                .front_mut()
+                .expect("queued bytes accounted");
+            if n >= front.len() {
+                n -= front.len();
+                self.write_queue.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// Records that the write side was shut down by the driver.
+    pub fn handle_shutdown_done(&mut self) {
+        self.write_side = WriteSide::ShutDown;
+    }
+
+    // ----- outputs -----
+
+    /// Tries to satisfy the pending read from the buffer; `None` if it must wait.
+    ///
+    /// Call after every input that can change the answer (read, eof, close, a new read).
+    pub fn poll_read(&mut self) -> Option<ReadOutcome> {
+        let request = self.pending.as_ref()?;
+        let closed = self.is_closed() || self.read_eof;
+        let outcome = match request {
+            ReadRequest::Until {
+                delimiter,
+                max_bytes,
+            } => {
+                let dlen = delimiter.len();
+                let from = self.scanned.saturating_sub(dlen - 1);
+                match find(&self.read_buf[from..], delimiter) {
+                    Some(pos) => {
+                        let end = from + pos + dlen;
+                        match max_bytes {
+                            Some(max) if end > *max => self.unsatisfiable(*max),
+                            _ => ReadOutcome::Done(self.take(end)),
+                        }
+                    }
+                    None => {
+                        self.scanned = self.read_buf.len();
+                        match max_bytes {
+                            Some(max) if self.read_buf.len() >= *max => self.unsatisfiable(*max),
+                            _ if closed => self.fail_closed(),
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+            ReadRequest::Exactly(n) => {
+                let n = *n;
+                if self.read_buf.len() >= n {
+                    ReadOutcome::Done(self.take(n))
+                } else if closed {
+                    self.fail_closed()
+                } else {
+                    return None;
+                }
+            }
+            ReadRequest::Some(max) => {
+                let max = (*max).max(1);
+                if !self.read_buf.is_empty() {
+                    ReadOutcome::Done(self.take(self.read_buf.len().min(max)))
+                } else if closed {
+                    self.fail_closed()
+                } else {
+                    return None;
+                }
+            }
+            ReadRequest::UntilClose { streaming } => {
+                if closed {
+                    self.eof_delivered = true;
+                    let all = self.take(self.read_buf.len());
+                    ReadOutcome::Done(all)
+                } else if *streaming && !self.read_buf.is_empty() {
+                    return Some(ReadOutcome::Chunk(self.take_chunk()));
+                } else {
+                    return None;
+                }
+            }
+        };
+        self.pending = None;
+        self.scanned = 0;
+        Some(outcome)
+    }
+
+    fn take(&mut self, n: usize) -> Bytes {
+        self.read_buf.split_to(n).freeze()
+    }
+
+    fn take_chunk(&mut self) -> Bytes {
+        let n = self.read_buf.len();
+        self.take(n)
+    }
+
+    fn unsatisfiable(&mut self, max_bytes: usize) -> ReadOutcome {
+        self.close(CloseReason::Unsatisfiable);
+        ReadOutcome::Failed(StreamError::Unsatisfiable { max_bytes })
+    }
+
+    fn fail_closed(&mut self) -> ReadOutcome {
+        let reason = self.close_reason().unwrap_or(CloseReason::Eof);
+        if reason == CloseReason::Eof {
+            self.eof_delivered = true;
+        }
+        ReadOutcome::Failed(StreamError::Closed(reason))
+    }
+}
+
+/// First position of `needle` in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> Stream {
+        Stream::new(StreamState::Open, 1024, 64)
+    }
+
+    fn feed(s: &mut Stream, data: &[u8]) -> Result<(), StreamError> {
+        s.push_read(data);
+        s.handle_read(data.len());
+        s.check_buffer_limit()
+    }
+
+    #[test]
+    fn read_until_finds_delimiter_split_across_reads() {
+        let mut s = open();
+        s.start_read(ReadRequest::Until {
+            delimiter: Bytes::from_static(b"\r\n"),
+            max_bytes: None,
+        })
+        .unwrap();
+        feed(&mut s, b"abc\r").unwrap();
+        assert_eq!(s.poll_read(), None);
+        feed(&mut s, b"\nrest").unwrap();
+        assert_eq!(
+            s.poll_read(),
+            Some(ReadOutcome::Done(Bytes::from_static(b"abc\r\n")))
+        );
+        assert_eq!(s.buffered(), 4);
+    }
+
+    #[test]
+    fn read_until_max_bytes_exceeded_closes_with_unsatisfiable() {
+        let mut s = open();
+        s.start_read(ReadRequest::Until {
+            delimiter: Bytes::from_static(b"\n"),
+            max_bytes: Some(4),
+        })
+        .unwrap();
+        feed(&mut s, b"abcdef").unwrap();
+        assert_eq!(
+            s.poll_read(),
+            Some(ReadOutcome::Failed(StreamError::Unsatisfiable {
+                max_bytes: 4
+            }))
+        );
+        assert_eq!(s.close_reason(), Some(CloseReason::Unsatisfiable));
+    }
+
+    #[test]
+    fn read_until_delimiter_past_max_bytes_is_unsatisfiable() {
+        let mut s = open();
+        feed(&mut s, b"abcdef\n").unwrap();
+        s.start_read(ReadRequest::Until {
+            delimiter: Bytes::from_static(b"\n"),
+            max_bytes: Some(5),
+        })
+        .unwrap();
+        assert!(matches!(
+            s.poll_read(),
+            Some(ReadOutcome::Failed(StreamError::Unsatisfiable { .. }))
+        ));
+    }
+
+    #[test]
+    fn exceeding_max_buffer_size_closes_with_buffer_full() {
+        let mut s = Stream::new(StreamState::Open, 8, 64);
+        s.start_read(ReadRequest::Exactly(100)).unwrap();
+        let mut lent = s.read_buf().unwrap();
+        assert_eq!(
+            lent.remaining_mut(),
+            9,
+            "lent room ends one byte past the limit"
+        );
+        lent.put_slice(&[0; 9]);
+        s.handle_read(9);
+        assert_eq!(s.poll_read(), None);
+        assert_eq!(
+            s.check_buffer_limit(),
+            Err(StreamError::BufferFull { limit: 8 })
+        );
+        assert_eq!(s.close_reason(), Some(CloseReason::BufferFull));
+    }
+
+    #[test]
+    fn second_pending_read_is_an_error() {
+        let mut s = open();
+        s.start_read(ReadRequest::Exactly(3)).unwrap();
+        assert_eq!(
+            s.start_read(ReadRequest::Some(3)),
+            Err(StreamError::ReadPending)
+        );
+    }
+
+    #[test]
+    fn read_on_closed_stream_fails_but_buffered_data_is_still_readable() {
+        let mut s = open();
+        feed(&mut s, b"xy").unwrap();
+        s.close(CloseReason::Local);
+        s.start_read(ReadRequest::Exactly(2)).unwrap();
+        assert_eq!(
+            s.poll_read(),
+            Some(ReadOutcome::Done(Bytes::from_static(b"xy")))
+        );
+        assert_eq!(
+            s.start_read(ReadRequest::Some(1)),
+            Err(StreamError::Closed(CloseReason::Local))
+        );
+    }
+
+    #[test]
+    fn write_after_close_fails() {
+        let mut s = open();
+        s.close(CloseReason::Local);
+        assert_eq!(
+            s.write(Bytes::from_static(b"x")),
+            Err(StreamError::Closed(CloseReason::Local))
+        );
+    }
+
+    #[test]
+    fn partial_writes_advance_the_queue() {
+        let mut s = open();
+        s.write(Bytes::from_static(b"hello")).unwrap();
+        s.write(Bytes::from_static(b"world")).unwrap();
+        s.handle_written(7);
+        let rest: Vec<u8> = s.write_chunks().flatten().copied().collect();
+        assert_eq!(rest, b"rld");
+        assert_eq!(s.total_written(), 7);
+        assert!(s.interest().writable);
+        s.handle_written(3);
+        assert!(!s.writing() && !s.interest().writable);
+    }
+
+    #[test]
+    fn eof_fails_short_read_and_allows_close_after_delivery() {
+        let mut s = open();
+        feed(&mut s, b"ab").unwrap();
+        s.start_read(ReadRequest::Exactly(5)).unwrap();
+        s.handle_eof();
+        assert_eq!(
+            s.poll_read(),
+            Some(ReadOutcome::Failed(StreamError::Closed(CloseReason::Eof)))
+        );
+        assert!(s.is_drained_after_eof());
+    }
+
+    #[test]
+    fn unsolicited_read_ahead_is_bounded_by_one_chunk() {
+        let mut s = Stream::new(StreamState::Open, 1 << 20, 16);
+        feed(&mut s, &[1; 16]).unwrap();
+        assert!(
+            !s.interest().readable,
+            "no read pending and a chunk buffered"
+        );
+        s.start_read(ReadRequest::Exactly(32)).unwrap();
+        assert!(s.interest().readable);
+    }
+}
