@@ -1,0 +1,107 @@
+//! Where the server machine writes response bytes: a plain `BytesMut`, or an [`OutQueue`]
+//! that keeps large body `Bytes` as they are instead of copying them.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+/// A destination for serialised response bytes, in order.
+pub trait ResponseSink {
+    /// Appends framing or head bytes (small; always copied).
+    fn put_slice(&mut self, bytes: &[u8]);
+    /// Appends body data; an implementation may keep the `Bytes` without copying.
+    fn put_bytes(&mut self, bytes: Bytes) {
+        self.put_slice(&bytes);
+    }
+}
+
+impl ResponseSink for BytesMut {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl ResponseSink for Vec<u8> {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// Body chunks at least this long are queued as they are rather than copied.
+pub const OUT_QUEUE_COPY_MAX: usize = 1024;
+
+/// An ordered queue of output `Bytes`: small writes coalesce into one reused buffer,
+/// large bodies are queued without a copy (the stream's write queue takes them as is).
+#[derive(Debug, Default)]
+pub struct OutQueue {
+    queue: VecDeque<Bytes>,
+    tail: BytesMut,
+}
+
+impl OutQueue {
+    /// An empty queue.
+    pub fn new() -> OutQueue {
+        OutQueue::default()
+    }
+
+    /// Takes the next piece of output, oldest first.
+    pub fn pop_front(&mut self) -> Option<Bytes> {
+        if let Some(b) = self.queue.pop_front() {
+            return Some(b);
+        }
+        if self.tail.is_empty() {
+            None
+        } else {
+            Some(self.tail.split().freeze())
+        }
+    }
+
+    /// Total bytes waiting.
+    pub fn len(&self) -> usize {
+        self.queue.iter().map(Bytes::len).sum::<usize>() + self.tail.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.tail.is_empty()
+    }
+}
+
+impl ResponseSink for OutQueue {
+    fn put_slice(&mut self, bytes: &[u8]) {
+        self.tail.extend_from_slice(bytes);
+    }
+
+    fn put_bytes(&mut self, bytes: Bytes) {
+        if bytes.len() < OUT_QUEUE_COPY_MAX {
+            self.tail.extend_from_slice(&bytes);
+            return;
+        }
+        if !self.tail.is_empty() {
+            self.queue.push_back(self.tail.split().freeze());
+        }
+        self.queue.push_back(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_queue_keeps_order_and_does_not_copy_large_bodies() {
+        let mut q = OutQueue::new();
+        q.put_slice(b"head");
+        let big = Bytes::from(vec![7u8; 4096]);
+        let ptr = big.as_ptr();
+        q.put_bytes(big);
+        q.put_slice(b"tail");
+        assert_eq!(q.len(), 4 + 4096 + 4);
+        assert_eq!(&q.pop_front().unwrap()[..], b"head");
+        let body = q.pop_front().unwrap();
+        assert_eq!(body.as_ptr(), ptr);
+        assert_eq!(&q.pop_front().unwrap()[..], b"tail");
+        assert!(q.pop_front().is_none());
+        assert!(q.is_empty());
+    }
+}
