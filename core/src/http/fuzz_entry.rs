@@ -39,7 +39,7 @@ pub struct Transcript {
     pub events: Vec<Ev>,
     /// Every byte the machine wrote.
     pub output: Vec<u8>,
-    /// Bytes left unconsumed in the read buffer at the end.
+    /// Bytes left unconsumed in the read buffer at the end (0 after an error).
     pub leftover: usize,
 }
 
@@ -84,7 +84,13 @@ pub fn drive(config: &Arc<HttpConfig>, input: &[u8], sizes: &[usize]) -> Transcr
         driver.conn.handle_eof();
         driver.pump(&mut buf);
     }
-    driver.t.leftover = buf.len() + (input.len() - pos);
+    // After an error the unread rest is irrelevant (and depends on where input was split).
+    let failed = driver.t.events.iter().any(|e| matches!(e, Ev::Error(_)));
+    driver.t.leftover = if failed {
+        0
+    } else {
+        buf.len() + (input.len() - pos)
+    };
     driver.t
 }
 
