@@ -31,7 +31,7 @@ fn run_all_ways_with(config: &Arc<HttpConfig>, input: &[u8]) -> Transcript {
         let t = drive(config, input, &[split, input.len()]);
         assert_eq!(whole, t, "run split at {split} differs");
     }
-    check_responses_parse(&whole.output);
+    check_responses_parse(&whole.output, &whole.head_responses);
     whole
 }
 

@@ -41,6 +41,8 @@ pub struct Transcript {
     pub output: Vec<u8>,
     /// Bytes left unconsumed in the read buffer at the end (0 after an error).
     pub leftover: usize,
+    /// For each response written, whether it answered a HEAD request (so has no body).
+    pub head_responses: Vec<bool>,
 }
 
 /// A small-limit configuration that lets fuzzing reach every limit quickly.
@@ -64,6 +66,7 @@ pub fn drive(config: &Arc<HttpConfig>, input: &[u8], sizes: &[usize]) -> Transcr
         body: Vec::new(),
         answered: 0,
         stopped: false,
+        is_head: false,
     };
     let mut buf = BytesMut::new();
     let mut pos = 0;
@@ -100,6 +103,7 @@ struct Driver {
     body: Vec<u8>,
     answered: usize,
     stopped: bool,
+    is_head: bool,
 }
 
 impl Driver {
@@ -115,6 +119,7 @@ impl Driver {
                     }
                     self.t.events.push(Ev::Head(text));
                     self.body.clear();
+                    self.is_head = head.method == http::Method::HEAD;
                     self.conn.recycle_headers(head.headers);
                     self.conn.accept_body(&mut self.t.output);
                 }
@@ -133,6 +138,7 @@ impl Driver {
                 }
                 ServerEvent::Error(e) => {
                     self.t.events.push(Ev::Error(e.status()));
+                    self.t.head_responses.push(self.is_head);
                     let r = self.conn.send_error(e.status(), None, &mut self.t.output);
                     assert_eq!(
                         r,
@@ -158,6 +164,9 @@ impl Driver {
 
     fn answer(&mut self) {
         self.answered += 1;
+        self.t
+            .head_responses
+            .push(std::mem::take(&mut self.is_head));
         let body = Bytes::from(std::mem::take(&mut self.body));
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -203,11 +212,13 @@ pub fn http_request(data: &[u8]) {
     let whole = drive(&config, input, &[input.len().max(1)]);
     let split = drive(&config, input, &sizes);
     assert_eq!(whole, split, "split run differs from whole run");
-    check_responses_parse(&whole.output);
+    check_responses_parse(&whole.output, &whole.head_responses);
 }
 
-/// Checks that the output is a sequence of well-formed responses (heads parse; bodies frame).
-pub fn check_responses_parse(mut out: &[u8]) {
+/// Checks that the output is a sequence of well-formed responses (heads parse; bodies
+/// frame; close-delimited only last); `head_responses` says which answered HEAD.
+pub fn check_responses_parse(mut out: &[u8], head_responses: &[bool]) {
+    let mut finals = head_responses.iter();
     while !out.is_empty() {
         let mut fields = [httparse::EMPTY_HEADER; 32];
         let mut resp = httparse::Response::new(&mut fields);
@@ -218,6 +229,7 @@ pub fn check_responses_parse(mut out: &[u8]) {
         let code = resp.code.unwrap_or(0);
         let mut length = None;
         let mut chunked = false;
+        let mut close = false;
         for h in resp.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
                 length = std::str::from_utf8(h.value)
@@ -227,9 +239,16 @@ pub fn check_responses_parse(mut out: &[u8]) {
             if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 chunked = true;
             }
+            if h.name.eq_ignore_ascii_case("connection") && h.value.eq_ignore_ascii_case(b"close") {
+                close = true;
+            }
         }
         out = &out[n..];
         if (100..200).contains(&code) {
+            continue;
+        }
+        let is_head = *finals.next().expect("more responses than answers");
+        if is_head || code == 204 || code == 304 {
             continue;
         }
         if chunked {
@@ -246,13 +265,22 @@ pub fn check_responses_parse(mut out: &[u8]) {
                 }
             }
             out = &out[out.len() - buf.len()..];
-        } else {
-            let len = length.expect("length-delimited response");
+        } else if let Some(len) = length {
             assert!(
                 out.len() >= len,
                 "response body shorter than Content-Length"
             );
             out = &out[len..];
+        } else {
+            assert!(
+                close,
+                "a close-delimited response must say Connection: close"
+            );
+            assert!(
+                finals.next().is_none(),
+                "a close-delimited response must be the last"
+            );
+            return;
         }
     }
 }
