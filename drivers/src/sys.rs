@@ -1,0 +1,165 @@
+//! The socket system calls of the drivers: listen, accept, connect, recv into a lent buffer,
+//! vectored send. Every `unsafe` of the crate's socket path lives here, each with its reason.
+//! Nothing here knows about the loop beyond the buffer type it lends.
+
+use bytes::buf::Limit;
+use bytes::{BufMut, BytesMut};
+use eddy_core::ListenOptions;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::io::{self, IoSlice};
+use std::net::{Ipv4Addr, SocketAddr};
+
+/// Flags for every send: never raise SIGPIPE on a peer that went away (EPIPE instead).
+#[cfg(not(target_vendor = "apple"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+/// Apple has no MSG_NOSIGNAL; sockets get SO_NOSIGPIPE instead (see `stream_options`).
+#[cfg(target_vendor = "apple")]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// Most slices offered to one `sendmsg` (the core offers at most this many too).
+pub(crate) const MAX_SLICES: usize = eddy_core::stream::MAX_WRITE_SLICES;
+
+/// Binds a non-blocking, close-on-exec listener the way Tornado's `bind_sockets` does.
+///
+/// SO_REUSEADDR always (restart while old connections sit in TIME_WAIT), IPV6_V6ONLY on IPv6
+/// (one listener per family), SO_REUSEPORT when asked. Returns the socket and its real address.
+pub(crate) fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<(Socket, SocketAddr)> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_cloexec(true)?;
+    sock.set_nonblocking(true)?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true)?;
+    }
+    if options.reuse_port {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&addr.into())?;
+    let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
+    sock.listen(backlog)?;
+    let local = sock
+        .local_addr()?
+        .as_socket()
+        .ok_or(io::ErrorKind::InvalidInput)?;
+    Ok((sock, local))
+}
+
+/// Accepts one connection: non-blocking, close-on-exec, TCP_NODELAY.
+pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SocketAddr)> {
+    let (sock, addr) = accept_nonblocking(listener)?;
+    stream_options(&sock);
+    let peer = addr
+        .as_socket()
+        .unwrap_or_else(|| (Ipv4Addr::UNSPECIFIED, 0).into());
+    Ok((sock, peer))
+}
+
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = listener.as_raw_fd();
+    // SAFETY: `try_init` hands us zeroed storage of `sockaddr_storage` size and its length;
+    // accept4 writes at most that many bytes and updates the length, as try_init requires.
+    unsafe {
+        SockAddr::try_init(|storage, len| {
+            let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+            let new = libc::accept4(fd, storage.cast(), len, flags);
+            if new < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: accept4 returned a fresh descriptor that nothing else owns.
+            Ok(Socket::from_raw_fd(new))
+        })
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn accept_nonblocking(listener: &Socket) -> io::Result<(Socket, SockAddr)> {
+    let (sock, addr) = listener.accept()?; // sets close-on-exec where accept4 is missing
+    sock.set_nonblocking(true)?;
+    Ok((sock, addr))
+}
+
+/// Options every connected stream gets; failures only cost latency, so they are ignored.
+fn stream_options(sock: &Socket) {
+    let _ = sock.set_nodelay(true);
+    #[cfg(target_vendor = "apple")]
+    let _ = sock.set_nosigpipe(true);
+}
+
+/// Starts a non-blocking connect; `Ok((sock, true))` while it is in progress.
+pub(crate) fn connect(addr: SocketAddr) -> io::Result<(Socket, bool)> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_cloexec(true)?;
+    sock.set_nonblocking(true)?;
+    stream_options(&sock);
+    match sock.connect(&addr.into()) {
+        Ok(()) => Ok((sock, false)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((sock, true)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((sock, true)),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads once into the spare room of the lent buffer and advances it; returns (read, room).
+/// A read of 0 means end of file; fewer than `room` means the socket was drained.
+pub(crate) fn recv_into(
+    sock: &Socket,
+    buf: &mut Limit<&mut BytesMut>,
+) -> io::Result<(usize, usize)> {
+    let chunk = buf.chunk_mut();
+    // SAFETY: recv(2) only writes initialised bytes into this slice and never reads it, and
+    // we never write uninitialised bytes through it.
+    let spare = unsafe { chunk.as_uninit_slice_mut() };
+    let room = spare.len();
+    let n = loop {
+        match sock.recv(spare) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
+    assert!(n <= room, "recv reported more bytes than the buffer holds");
+    // SAFETY: recv reported that it initialised the first `n` bytes of the spare room.
+    unsafe { buf.advance_mut(n) };
+    Ok((n, room))
+}
+
+/// Writes as much of `chunks` as the socket takes in one `sendmsg`; returns (written, offered).
+pub(crate) fn send_chunks<'a>(
+    sock: &Socket,
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> io::Result<(usize, usize)> {
+    let mut slices: [IoSlice<'a>; MAX_SLICES] = std::array::from_fn(|_| IoSlice::new(&[]));
+    let mut count = 0;
+    let mut offered = 0;
+    for chunk in chunks.take(MAX_SLICES) {
+        slices[count] = IoSlice::new(chunk);
+        offered += chunk.len();
+        count += 1;
+    }
+    if offered == 0 {
+        return Ok((0, 0));
+    }
+    loop {
+        match sock.send_vectored_with_flags(&slices[..count], SEND_FLAGS) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other.map(|n| (n, offered)),
+        }
+    }
+}
+
+/// True for accept errors that mean "out of descriptors or memory": back off, don't spin.
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+/// True for accept errors about one connection only (it died in the backlog): skip it.
+pub(crate) fn is_per_connection_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EPROTO | libc::EPERM | libc::EINTR)
+    )
+}
