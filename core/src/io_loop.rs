@@ -1169,53 +1169,51 @@ impl IoLoop {
         self.queue_interest(id);
     }
 
-    /// Satisfies the pending read as far as the buffer allows, queuing completions.
+    /// Satisfies the pending read from the buffer if it can, queuing the completion.
+    ///
+    /// One outcome per call is enough: a completed read leaves no read pending, and a streaming
+    /// read takes the whole buffer as one chunk.
     fn poll_stream_read(&mut self, id: StreamId) {
-        loop {
-            let Some(entry) = self.entry_mut(id) else {
-                return;
-            };
-            let Some(outcome) = entry.stream.poll_read() else {
-                return;
-            };
-            match outcome {
-                ReadOutcome::Chunk(data) => {
-                    let (callback, origin) = entry.on_chunk.clone().expect("streaming read");
-                    let kind = TaskKind::Chunk {
-                        stream: id,
-                        data,
-                        callback,
-                    };
-                    self.push_task(origin, kind);
-                    return;
-                }
-                ReadOutcome::Done(data) => {
-                    entry.on_chunk = None;
-                    let (callback, origin) = entry.on_read.take().expect("pending read");
-                    let kind = TaskKind::Read {
-                        stream: id,
-                        result: Ok(data),
-                        callback,
-                    };
-                    self.push_task(origin, kind);
-                    return;
-                }
-                ReadOutcome::Failed(e) => {
-                    entry.on_chunk = None;
-                    let (callback, origin) = entry.on_read.take().expect("pending read");
-                    let closed_by_read = entry.stream.close_reason();
-                    let kind = TaskKind::Read {
-                        stream: id,
-                        result: Err(e),
-                        callback,
-                    };
-                    self.push_task(origin, kind);
-                    if let Some(reason) = closed_by_read {
-                        self.close_stream(id, reason);
-                    }
-                    return;
-                }
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        let Some(outcome) = entry.stream.poll_read() else {
+            return;
+        };
+        let (origin, kind, closed_by_read) = match outcome {
+            ReadOutcome::Chunk(data) => {
+                let (callback, origin) = entry.on_chunk.clone().expect("streaming read");
+                let kind = TaskKind::Chunk {
+                    stream: id,
+                    data,
+                    callback,
+                };
+                (origin, kind, None)
             }
+            ReadOutcome::Done(data) => {
+                entry.on_chunk = None;
+                let (callback, origin) = entry.on_read.take().expect("pending read");
+                let kind = TaskKind::Read {
+                    stream: id,
+                    result: Ok(data),
+                    callback,
+                };
+                (origin, kind, None)
+            }
+            ReadOutcome::Failed(e) => {
+                entry.on_chunk = None;
+                let (callback, origin) = entry.on_read.take().expect("pending read");
+                let kind = TaskKind::Read {
+                    stream: id,
+                    result: Err(e),
+                    callback,
+                };
+                (origin, kind, entry.stream.close_reason())
+            }
+        };
+        self.push_task(origin, kind);
+        if let Some(reason) = closed_by_read {
+            self.close_stream(id, reason);
         }
     }
 

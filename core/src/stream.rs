@@ -435,7 +435,11 @@ impl Stream {
                 }
             }
             ReadRequest::UntilClose { streaming } => {
-                if closed {
+                if closed && self.eof_delivered && self.read_buf.is_empty() {
+                    // End of file was already handed out: a second read-until-close is an
+                    // error, not an endless stream of empty successes.
+                    self.fail_closed()
+                } else if closed {
                     self.eof_delivered = true;
                     let all = self.take(self.read_buf.len());
                     ReadOutcome::Done(all)
@@ -625,6 +629,25 @@ mod tests {
             Some(ReadOutcome::Failed(StreamError::Closed(CloseReason::Eof)))
         );
         assert!(s.is_drained_after_eof());
+    }
+
+    #[test]
+    fn read_until_close_after_delivered_eof_fails() {
+        let mut s = open();
+        feed(&mut s, b"tail").unwrap();
+        s.handle_eof();
+        s.start_read(ReadRequest::UntilClose { streaming: false })
+            .unwrap();
+        assert_eq!(
+            s.poll_read(),
+            Some(ReadOutcome::Done(Bytes::from_static(b"tail")))
+        );
+        s.start_read(ReadRequest::UntilClose { streaming: false })
+            .unwrap();
+        assert_eq!(
+            s.poll_read(),
+            Some(ReadOutcome::Failed(StreamError::Closed(CloseReason::Eof)))
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::stream::Interest;
 use crate::time::{Duration, Instant};
 use bytes::BufMut;
 use core::net::SocketAddr;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 
@@ -169,11 +170,14 @@ impl FakeNet {
                         bound.set_port(self.next_port);
                         self.next_port += 1;
                     }
-                    if self.listeners.contains_key(&bound) {
-                        io.handle_listening(listener, Err(io::ErrorKind::AddrInUse));
-                    } else {
-                        self.listeners.insert(bound, listener);
-                        io.handle_listening(listener, Ok(bound));
+                    match self.listeners.entry(bound) {
+                        Entry::Occupied(_) => {
+                            io.handle_listening(listener, Err(io::ErrorKind::AddrInUse));
+                        }
+                        Entry::Vacant(slot) => {
+                            slot.insert(listener);
+                            io.handle_listening(listener, Ok(bound));
+                        }
                     }
                 }
                 IoAction::CloseListener { listener } => {

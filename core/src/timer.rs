@@ -238,3 +238,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod compaction_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Heavy cancellation forces compaction; the survivors still fire in (deadline, insertion)
+        /// order and no cancelled timer fires.
+        #[test]
+        fn compaction_keeps_order_and_drops_only_cancelled(
+            deadlines in proptest::collection::vec(0u64..100, 1100..2000),
+            keep_one_in in 3usize..6,
+        ) {
+            let mut heap = TimerHeap::new();
+            let ids: Vec<_> = deadlines.iter().enumerate()
+                .map(|(i, d)| heap.insert(Instant::from_nanos(*d), i))
+                .collect();
+            let mut expected = Vec::new();
+            for (i, id) in ids.iter().enumerate() {
+                if i % keep_one_in == 0 {
+                    expected.push((deadlines[i], i));
+                } else {
+                    prop_assert_eq!(heap.cancel(*id), Some(i));
+                }
+            }
+            prop_assert!(heap.heap_len() < deadlines.len(), "compaction never ran");
+            expected.sort();
+            let fired: Vec<_> = std::iter::from_fn(|| heap.pop_expired(Instant::from_nanos(100)))
+                .map(|(_, v)| (deadlines[v], v))
+                .collect();
+            prop_assert_eq!(fired, expected);
+        }
+    }
+}
