@@ -6,3 +6,5 @@
 pub use eddy_core as core;
 pub use eddy_drivers as drivers;
 pub use eddy_sim as sim;
+
+pub mod echo;
