@@ -1,0 +1,1714 @@
+//! `Sim`: the simulated world — hosts running `IoLoop`s, TCP between them, a virtual clock.
+//!
+//! It owns the event queue, the simulated sockets and every random choice (one seeded
+//! ChaCha8 generator). It is just another driver of the `IoLoop` API: it performs `poll_io`
+//! actions and feeds back accepted / connected / read / written / eof / error inputs. It never
+//! touches a real socket or clock, and never iterates a hash map, so a seed replays a run.
+//!
+//! # TCP model
+//!
+//! A connection is two ends. Bytes one end writes go into the other end's receive pipe at
+//! once (counted against its bounded buffer, so writers see back-pressure) and *arrive* later,
+//! segment by segment; a read takes arrived bytes from the front. Because arrival is a byte
+//! count over an ordered pipe, data can be delayed, split and coalesced but never reordered or
+//! corrupted. End of file arrives after every byte. A packet for a partitioned link or a
+//! crashed host waits (as if retransmitted) and is re-sent when the link heals or the host
+//! restarts; a packet for a dead socket is answered with a reset.
+
+use crate::config::FaultConfig;
+use crate::error::SimError;
+use crate::panics;
+use crate::plan::{FaultOp, FaultPlan};
+use crate::trace::{Trace, TraceEvent, TraceHash, TraceKind};
+use bytes::BufMut;
+use eddy_core::{CloseReason, Duration, Instant, Interest, IoAction, IoLoop, ListenerId, StreamId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, VecDeque};
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::rc::Rc;
+
+/// Names a simulated host (its index, in the order hosts were added).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HostId(pub u32);
+
+/// Anything that names a host: a [`HostId`] or the host's name.
+pub trait HostRef {
+    /// The host's id; panics if no such host exists.
+    fn host_id(&self, sim: &Sim) -> HostId;
+}
+
+impl HostRef for HostId {
+    fn host_id(&self, _: &Sim) -> HostId {
+        *self
+    }
+}
+
+impl HostRef for &str {
+    fn host_id(&self, sim: &Sim) -> HostId {
+        sim.host_id(self)
+            .unwrap_or_else(|| panic!("no simulated host named {self:?}"))
+    }
+}
+
+/// Counters of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// Events delivered (the trace's length).
+    pub events: u64,
+    /// Loop steps taken (driver iterations).
+    pub loop_steps: u64,
+    /// Connects started.
+    pub connects: u64,
+    /// Connections accepted.
+    pub accepts: u64,
+    /// Connects refused (no listener, injected, or listener gone).
+    pub refused: u64,
+    /// Resets delivered to loops.
+    pub resets: u64,
+    /// Bytes written by all loops.
+    pub bytes_written: u64,
+    /// Partitions begun.
+    pub partitions: u64,
+    /// Host crashes.
+    pub crashes: u64,
+    /// Host restarts.
+    pub restarts: u64,
+    /// Clock jumps.
+    pub clock_jumps: u64,
+    /// Resets injected by the network.
+    pub injected_resets: u64,
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// The seed.
+    pub seed: u64,
+    /// Virtual time at the end of the run.
+    pub virtual_time: Duration,
+    /// The trace hash: equal for equal seeds, on every platform.
+    pub trace_hash: u64,
+    /// Counters.
+    pub stats: SimStats,
+    /// The recorded trace, if recording was on ([`Sim::record_trace`]).
+    pub trace: Option<Trace>,
+}
+
+/// Why a run loop returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Exit {
+    Done,
+    Idle,
+    Deadline,
+}
+
+type Setup = Rc<RefCell<dyn FnMut(usize, &mut IoLoop)>>;
+
+const NO_END: u32 = u32::MAX;
+/// Loop steps at one virtual instant before the run is declared a livelock.
+const LIVELOCK_STEPS: u64 = 2_000_000;
+
+struct HostMeta {
+    name: String,
+    ip: IpAddr,
+    up: bool,
+    gen: u32,
+    clock_offset: Duration,
+    next_port: u16,
+    crashable: bool,
+    loops: usize,
+}
+
+struct LoopMeta {
+    gen: u32,
+    /// End id by stream slot index, with the stream's generation.
+    streams: Vec<(u32, u32)>,
+    listeners: Vec<(ListenerId, u16)>,
+    ready: Vec<u32>,
+    accepts: Vec<u32>,
+    runnable: bool,
+    stopped: bool,
+    wake_at: Option<Instant>,
+    panics: u64,
+}
+
+impl LoopMeta {
+    fn new(gen: u32) -> LoopMeta {
+        LoopMeta {
+            gen,
+            streams: Vec::new(),
+            listeners: Vec::new(),
+            ready: Vec::new(),
+            accepts: Vec::new(),
+            runnable: false,
+            stopped: false,
+            wake_at: None,
+            panics: 0,
+        }
+    }
+}
+
+struct ListenEntry {
+    lp: u32,
+    gen: u32,
+    id: ListenerId,
+    reuse: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum EndState {
+    Connecting,
+    Open,
+    Dead,
+}
+
+/// One end of a simulated TCP connection; ends `2k` (client) and `2k+1` (server) pair up.
+struct End {
+    host: u32,
+    lp: u32,
+    gen: u32,
+    stream: Option<StreamId>,
+    listener: Option<ListenerId>,
+    local: SocketAddr,
+    state: EndState,
+    interest: Interest,
+    /// Bytes the peer wrote to this end: the first `arrived` have arrived, the rest are in flight.
+    rx: VecDeque<u8>,
+    arrived: usize,
+    cap: usize,
+    fin_arrived: bool,
+    eof_delivered: bool,
+    fin_sent: bool,
+    rst_sent: bool,
+    /// Latest arrival time scheduled into `rx` (arrivals are FIFO per direction).
+    last_arrival: Instant,
+    /// When the direction into `rx` finishes transmitting (bandwidth limit).
+    busy_until: Instant,
+    queued: bool,
+    notify_pending: bool,
+    pending_connect: Option<bool>,
+    pending_rst: bool,
+}
+
+impl End {
+    fn new(host: u32, local: SocketAddr, cap: usize) -> End {
+        End {
+            host,
+            lp: 0,
+            gen: 0,
+            stream: None,
+            listener: None,
+            local,
+            state: EndState::Connecting,
+            interest: Interest::default(),
+            rx: VecDeque::new(),
+            arrived: 0,
+            cap,
+            fin_arrived: false,
+            eof_delivered: false,
+            fin_sent: false,
+            rst_sent: false,
+            last_arrival: Instant::ZERO,
+            busy_until: Instant::ZERO,
+            queued: false,
+            notify_pending: false,
+            pending_connect: None,
+            pending_rst: false,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Event {
+    Arrive { end: u32, len: u32 },
+    Fin { end: u32 },
+    Rst { end: u32 },
+    Syn { end: u32 },
+    SynAck { end: u32, ok: bool },
+    Accept { end: u32 },
+    Notify { end: u32 },
+    Wake { host: u32, lp: u32, gen: u32 },
+    Plan { idx: u32 },
+    FaultTick,
+    HealLink { a: u32, b: u32 },
+    Restart { host: u32 },
+}
+
+struct Queued {
+    time: Instant,
+    seq: u64,
+    ev: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    /// Reversed, so the `BinaryHeap` pops the earliest (time, seq) first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.time, other.seq).cmp(&(self.time, self.seq))
+    }
+}
+
+/// Everything but the loops themselves, so a loop can be stepped while the network is mutated.
+struct Net {
+    seed: u64,
+    rng: ChaCha8Rng,
+    now: Instant,
+    faults: FaultConfig,
+    fault_phase: bool,
+    tick_scheduled: bool,
+    hosts: Vec<HostMeta>,
+    loops: Vec<Vec<LoopMeta>>,
+    ip_to_host: BTreeMap<IpAddr, u32>,
+    listeners: BTreeMap<(u32, u16), Vec<ListenEntry>>,
+    ends: Vec<End>,
+    queue: BinaryHeap<Queued>,
+    seq: u64,
+    runnable: VecDeque<(u32, u32, u32)>,
+    blocked: BTreeSet<(u32, u32)>,
+    stalled: Vec<Event>,
+    link_latency: BTreeMap<(u32, u32), (Duration, Duration)>,
+    plan: Vec<FaultOp>,
+    hash: TraceHash,
+    trace: Option<Vec<TraceEvent>>,
+    stats: SimStats,
+    spare: Vec<u32>,
+    fail_on_panic: bool,
+}
+
+/// A deterministic simulated world; see the module docs.
+///
+/// ```
+/// use eddy_sim::Sim;
+/// use eddy_core::{Duration, IoLoop};
+/// let mut sim = Sim::new(7);
+/// sim.host("timer", |io: &mut IoLoop| {
+///     io.call_later(Duration::from_secs(3600), |io| io.stop());
+/// });
+/// sim.run_until_idle().unwrap();
+/// assert!(sim.is_stopped("timer"));
+/// assert_eq!(sim.now().as_nanos(), 3600 * 1_000_000_000);
+/// ```
+pub struct Sim {
+    net: Net,
+    ios: Vec<Vec<IoLoop>>,
+    setups: Vec<Setup>,
+}
+
+impl Sim {
+    /// A world whose faults are drawn from the seed (swarm testing; see [`FaultConfig::swarm`]).
+    pub fn new(seed: u64) -> Sim {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let faults = FaultConfig::swarm(&mut rng);
+        Sim::build(seed, rng, faults)
+    }
+
+    /// A world with the given faults.
+    pub fn with_faults(seed: u64, faults: FaultConfig) -> Sim {
+        let rng = ChaCha8Rng::seed_from_u64(seed);
+        Sim::build(seed, rng, faults)
+    }
+
+    fn build(seed: u64, rng: ChaCha8Rng, faults: FaultConfig) -> Sim {
+        panics::install();
+        Sim {
+            net: Net {
+                seed,
+                rng,
+                now: Instant::ZERO,
+                faults,
+                fault_phase: true,
+                tick_scheduled: false,
+                hosts: Vec::new(),
+                loops: Vec::new(),
+                ip_to_host: BTreeMap::new(),
+                listeners: BTreeMap::new(),
+                ends: Vec::new(),
+                queue: BinaryHeap::new(),
+                seq: 0,
+                runnable: VecDeque::new(),
+                blocked: BTreeSet::new(),
+                stalled: Vec::new(),
+                link_latency: BTreeMap::new(),
+                plan: Vec::new(),
+                hash: TraceHash::default(),
+                trace: None,
+                stats: SimStats::default(),
+                spare: Vec::new(),
+                fail_on_panic: true,
+            },
+            ios: Vec::new(),
+            setups: Vec::new(),
+        }
+    }
+
+    // ===== building the world =====
+
+    /// Adds a host with one loop; `setup` runs now and again on every restart.
+    pub fn host(&mut self, name: &str, setup: impl Fn(&mut IoLoop) + 'static) -> HostId {
+        self.host_with_loops(name, 1, move |_, io| setup(io))
+    }
+
+    /// Adds a host with `loops` loops; `setup(i, io)` builds loop `i`, now and on restarts.
+    pub fn host_with_loops(
+        &mut self,
+        name: &str,
+        loops: usize,
+        setup: impl Fn(usize, &mut IoLoop) + 'static,
+    ) -> HostId {
+        self.add_host(
+            name,
+            loops,
+            Rc::new(RefCell::new(move |i, io: &mut IoLoop| setup(i, io))),
+            true,
+        )
+    }
+
+    /// Adds a host whose one-shot `setup` runs once; a restart brings it back with an empty
+    /// loop. Such hosts are not crashed by random faults.
+    pub fn host_once(&mut self, name: &str, setup: impl FnOnce(&mut IoLoop) + 'static) -> HostId {
+        let mut setup = Some(setup);
+        let f = move |_: usize, io: &mut IoLoop| {
+            if let Some(f) = setup.take() {
+                f(io);
+            }
+        };
+        self.add_host(name, 1, Rc::new(RefCell::new(f)), false)
+    }
+
+    fn add_host(&mut self, name: &str, loops: usize, setup: Setup, crashable: bool) -> HostId {
+        assert!(loops > 0, "a host needs at least one loop");
+        assert!(self.host_id(name).is_none(), "duplicate host name {name:?}");
+        let id = self.net.hosts.len() as u32;
+        let n = id + 1;
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, (n >> 8) as u8, (n & 0xff) as u8));
+        self.net.hosts.push(HostMeta {
+            name: name.to_string(),
+            ip,
+            up: true,
+            gen: 0,
+            clock_offset: Duration::ZERO,
+            next_port: 49152,
+            crashable,
+            loops,
+        });
+        self.net.ip_to_host.insert(ip, id);
+        self.net.loops.push(Vec::new());
+        self.ios.push(Vec::new());
+        self.setups.push(setup);
+        self.start_host(id);
+        self.net.record(id, 0, None, TraceKind::Start, loops as u64);
+        HostId(id)
+    }
+
+    fn start_host(&mut self, h: u32) {
+        let meta = &self.net.hosts[h as usize];
+        let (n, gen) = (meta.loops, meta.gen);
+        let lnow = self.net.now + meta.clock_offset;
+        self.net.loops[h as usize] = (0..n).map(|_| LoopMeta::new(gen)).collect();
+        self.ios[h as usize].clear();
+        let setup = self.setups[h as usize].clone();
+        for i in 0..n {
+            let mut io = IoLoop::default();
+            io.handle_timeout(lnow);
+            (setup.borrow_mut())(i, &mut io);
+            self.ios[h as usize].push(io);
+            self.net.mark_runnable(h, i as u32);
+        }
+    }
+
+    /// Turns recording of the full trace on (it is always hashed; recording costs memory).
+    pub fn record_trace(&mut self, on: bool) {
+        if on && self.net.trace.is_none() {
+            self.net.trace = Some(Vec::new());
+        } else if !on {
+            self.net.trace = None;
+        }
+    }
+
+    /// Whether a panic in a simulated callback fails the run (default: true).
+    pub fn fail_on_panic(&mut self, on: bool) {
+        self.net.fail_on_panic = on;
+    }
+
+    /// Lets random faults crash (and restart) this host, or not.
+    pub fn set_crashable(&mut self, host: impl HostRef, crashable: bool) {
+        let h = host.host_id(self);
+        self.net.hosts[h.0 as usize].crashable = crashable;
+    }
+
+    /// Replaces the fault configuration (takes effect for the next decisions).
+    pub fn set_faults(&mut self, faults: FaultConfig) {
+        self.net.faults = faults;
+    }
+
+    /// Sets the latency range of the link between two hosts (both directions).
+    pub fn set_link_latency(
+        &mut self,
+        a: impl HostRef,
+        b: impl HostRef,
+        min: Duration,
+        max: Duration,
+    ) {
+        let (a, b) = (a.host_id(self).0, b.host_id(self).0);
+        self.net.link_latency.insert((a, b), (min, max));
+        self.net.link_latency.insert((b, a), (min, max));
+    }
+
+    /// Schedules a fault plan, its times counted from now.
+    pub fn apply_plan(&mut self, plan: &FaultPlan) {
+        for step in &plan.steps {
+            let idx = self.net.plan.len() as u32;
+            self.net.plan.push(step.op.clone());
+            let at = self.net.now + step.at;
+            self.net.push(at, Event::Plan { idx });
+        }
+    }
+
+    // ===== faults, by hand =====
+
+    /// Cuts both directions between two hosts until [`Sim::heal`].
+    pub fn partition(&mut self, a: impl HostRef, b: impl HostRef) {
+        let (a, b) = (a.host_id(self).0, b.host_id(self).0);
+        self.net.partition(a, b, false);
+    }
+
+    /// Cuts one direction: packets from `from` no longer reach `to`.
+    pub fn partition_one_way(&mut self, from: impl HostRef, to: impl HostRef) {
+        let (a, b) = (from.host_id(self).0, to.host_id(self).0);
+        self.net.partition(a, b, true);
+    }
+
+    /// Heals every partition; held packets are sent again.
+    pub fn heal(&mut self) {
+        self.net.heal_links();
+    }
+
+    /// Crashes a host: loops dropped (no callback runs), sockets dead, peers see reset or EOF.
+    pub fn crash(&mut self, host: impl HostRef) {
+        let h = host.host_id(self).0;
+        self.crash_host(h);
+    }
+
+    /// Restarts a crashed host: fresh loops, built by its setup closure again.
+    pub fn restart(&mut self, host: impl HostRef) {
+        let h = host.host_id(self).0;
+        self.restart_host(h);
+    }
+
+    /// Makes a host's clock jump forward (its timers fire early, relative to the world).
+    pub fn jump_clock(&mut self, host: impl HostRef, by: Duration) {
+        let h = host.host_id(self).0;
+        self.net.jump_clock(h, by);
+    }
+
+    /// Ends the fault phase: no new random faults, partitions healed, crashed hosts restarted.
+    pub fn heal_all(&mut self) {
+        self.net.fault_phase = false;
+        self.net.faults = self.net.faults.healed();
+        let down: Vec<u32> = (0..self.net.hosts.len() as u32)
+            .filter(|&h| !self.net.hosts[h as usize].up)
+            .collect();
+        for h in down {
+            self.restart_host(h);
+        }
+        self.net.heal_links();
+    }
+
+    // ===== getters =====
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        self.net.seed
+    }
+
+    /// Virtual time.
+    pub fn now(&self) -> Instant {
+        self.net.now
+    }
+
+    /// The fault configuration in force.
+    pub fn faults(&self) -> &FaultConfig {
+        &self.net.faults
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        self.net.stats
+    }
+
+    /// The running trace hash.
+    pub fn trace_hash(&self) -> u64 {
+        self.net.hash.value()
+    }
+
+    /// The host with this name.
+    pub fn host_id(&self, name: &str) -> Option<HostId> {
+        self.net
+            .hosts
+            .iter()
+            .position(|h| h.name == name)
+            .map(|i| HostId(i as u32))
+    }
+
+    /// A host's simulated IP address (10.0.0.1 for the first host, and so on).
+    pub fn host_ip(&self, host: impl HostRef) -> IpAddr {
+        self.net.hosts[host.host_id(self).0 as usize].ip
+    }
+
+    /// The IP address the `n`-th host added (from 0) will get, known before it exists.
+    pub fn ip_of_nth_host(n: u32) -> IpAddr {
+        let n = n + 1;
+        IpAddr::V4(Ipv4Addr::new(10, 0, (n >> 8) as u8, (n & 0xff) as u8))
+    }
+
+    /// True if the host is up (not crashed).
+    pub fn is_up(&self, host: impl HostRef) -> bool {
+        self.net.hosts[host.host_id(self).0 as usize].up
+    }
+
+    /// True if some loop of the host called `stop`.
+    pub fn is_stopped(&self, host: impl HostRef) -> bool {
+        let h = host.host_id(self).0 as usize;
+        self.ios[h].iter().any(IoLoop::is_stopped)
+    }
+
+    /// Runs `f` on a host's loop (e.g. to start work from a test) and schedules the loop.
+    pub fn with_loop<R>(
+        &mut self,
+        host: impl HostRef,
+        lp: usize,
+        f: impl FnOnce(&mut IoLoop) -> R,
+    ) -> R {
+        let h = host.host_id(self).0;
+        let r = f(&mut self.ios[h as usize][lp]);
+        self.net.mark_runnable(h, lp as u32);
+        r
+    }
+
+    /// What the run produced so far.
+    pub fn report(&self) -> RunReport {
+        RunReport {
+            seed: self.net.seed,
+            virtual_time: self.net.now - Instant::ZERO,
+            trace_hash: self.net.hash.value(),
+            stats: self.net.stats,
+            trace: self.net.trace.as_ref().map(|events| Trace {
+                hosts: self.net.hosts.iter().map(|h| h.name.clone()).collect(),
+                events: events.clone(),
+            }),
+        }
+    }
+
+    // ===== running =====
+
+    /// Runs until virtual time `deadline` (or until nothing is left to do, then jumps there).
+    pub fn run_until(&mut self, deadline: Instant) -> Result<(), SimError> {
+        self.run_loop(deadline, &mut |_| false)?;
+        self.net.now = self.net.now.max(deadline);
+        Ok(())
+    }
+
+    /// Runs for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) -> Result<(), SimError> {
+        let deadline = self.net.now + d;
+        self.run_until(deadline)
+    }
+
+    /// Runs until no event is queued and no loop is runnable (a periodic timer never idles).
+    pub fn run_until_idle(&mut self) -> Result<(), SimError> {
+        self.run_loop(Instant::MAX, &mut |_| false).map(|_| ())
+    }
+
+    /// Runs until `done` holds; a quiet world first is a [`SimError::Hang`], `limit` of
+    /// virtual time passing first is a [`SimError::Deadline`].
+    pub fn run_until_done(
+        &mut self,
+        limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Result<(), SimError> {
+        let deadline = self.net.now + limit;
+        match self.run_loop(deadline, &mut done)? {
+            Exit::Done => Ok(()),
+            Exit::Idle => Err(SimError::Hang {
+                seed: self.net.seed,
+                at: self.net.now,
+            }),
+            Exit::Deadline => Err(SimError::Deadline {
+                seed: self.net.seed,
+                deadline,
+                phase: "run",
+            }),
+        }
+    }
+
+    /// Safety then liveness: runs with faults for `fault_phase` (or until `done`), then heals
+    /// everything ([`Sim::heal_all`]) and requires `done` within `liveness_limit`.
+    pub fn run_faults_then_heal(
+        &mut self,
+        fault_phase: Duration,
+        liveness_limit: Duration,
+        mut done: impl FnMut(&Sim) -> bool,
+    ) -> Result<(), SimError> {
+        let deadline = self.net.now + fault_phase;
+        if self.run_loop(deadline, &mut done)? == Exit::Done {
+            return Ok(());
+        }
+        self.net.now = self.net.now.max(deadline);
+        self.heal_all();
+        let deadline = self.net.now + liveness_limit;
+        match self.run_loop(deadline, &mut done)? {
+            Exit::Done => Ok(()),
+            Exit::Idle => Err(SimError::Hang {
+                seed: self.net.seed,
+                at: self.net.now,
+            }),
+            Exit::Deadline => Err(SimError::Deadline {
+                seed: self.net.seed,
+                deadline,
+                phase: "liveness after heal",
+            }),
+        }
+    }
+
+    fn run_loop(
+        &mut self,
+        deadline: Instant,
+        done: &mut dyn FnMut(&Sim) -> bool,
+    ) -> Result<Exit, SimError> {
+        if self.net.fault_phase && !self.net.tick_scheduled && self.net.faults.has_world_faults() {
+            self.net.tick_scheduled = true;
+            let at = self.net.next_tick();
+            self.net.push(at, Event::FaultTick);
+        }
+        let mut steps_now = 0u64;
+        loop {
+            let n = self.net.runnable.len();
+            if n > 0 {
+                for _ in 0..n {
+                    let (h, lp, gen) = self.net.runnable.pop_front().expect("counted");
+                    let live = self.net.loops[h as usize]
+                        .get(lp as usize)
+                        .is_some_and(|m| m.gen == gen && m.runnable);
+                    if live {
+                        self.step(h, lp)?;
+                    }
+                }
+                steps_now += n as u64;
+                if steps_now > LIVELOCK_STEPS {
+                    return Err(SimError::Livelock {
+                        seed: self.net.seed,
+                        at: self.net.now,
+                        steps: steps_now,
+                    });
+                }
+                self.apply_due()?;
+                continue;
+            }
+            if done(self) {
+                return Ok(Exit::Done);
+            }
+            let Some(next) = self.net.queue.peek() else {
+                return Ok(Exit::Idle);
+            };
+            if next.time > deadline {
+                self.net.now = self.net.now.max(deadline);
+                return Ok(Exit::Deadline);
+            }
+            if next.time > self.net.now {
+                self.net.now = next.time;
+                steps_now = 0;
+            }
+            self.apply_due()?;
+        }
+    }
+
+    /// Applies every event due now.
+    fn apply_due(&mut self) -> Result<(), SimError> {
+        while self
+            .net
+            .queue
+            .peek()
+            .is_some_and(|q| q.time <= self.net.now)
+        {
+            let q = self.net.queue.pop().expect("peeked");
+            self.apply(q.ev);
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Plan { idx } => {
+                let op = self.net.plan[idx as usize].clone();
+                self.apply_op(op);
+            }
+            Event::FaultTick => self.fault_tick(),
+            Event::Restart { host } => self.restart_host(host),
+            other => self.net.apply(other),
+        }
+    }
+
+    fn apply_op(&mut self, op: FaultOp) {
+        let n = self.net.hosts.len() as u32;
+        match op {
+            FaultOp::Partition(a, b) if a.0 < n && b.0 < n => self.net.partition(a.0, b.0, false),
+            FaultOp::PartitionOneWay(a, b) if a.0 < n && b.0 < n => {
+                self.net.partition(a.0, b.0, true)
+            }
+            FaultOp::Heal => self.net.heal_links(),
+            FaultOp::Crash(h) if h.0 < n => self.crash_host(h.0),
+            FaultOp::Restart(h) if h.0 < n => self.restart_host(h.0),
+            FaultOp::ClockJump(h, by) if h.0 < n => self.net.jump_clock(h.0, by),
+            FaultOp::ResetConnections(h) if h.0 < n => self.net.reset_host_connections(h.0),
+            _ => {}
+        }
+    }
+
+    fn fault_tick(&mut self) {
+        if !self.net.fault_phase {
+            self.net.tick_scheduled = false;
+            return;
+        }
+        let hosts = self.net.hosts.len() as u32;
+        if hosts >= 2 && self.net.chance(self.net.faults.p_partition) {
+            let a = self.net.rng.gen_range(0..hosts);
+            let b = (a + self.net.rng.gen_range(1..hosts)) % hosts;
+            let one_way = self.net.rng.gen_bool(0.5);
+            self.net.partition(a, b, one_way);
+            let max = self.net.faults.partition_max.as_nanos().max(1) as u64;
+            let at = self.net.now + Duration::from_nanos(self.net.rng.gen_range(1..=max));
+            self.net.push(at, Event::HealLink { a, b });
+        }
+        if self.net.chance(self.net.faults.p_crash) {
+            let candidates: Vec<u32> = (0..hosts)
+                .filter(|&h| self.net.hosts[h as usize].up && self.net.hosts[h as usize].crashable)
+                .collect();
+            if !candidates.is_empty() {
+                let h = candidates[self.net.rng.gen_range(0..candidates.len())];
+                self.crash_host(h);
+                let max = self.net.faults.restart_delay_max.as_nanos() as u64;
+                let at = self.net.now + Duration::from_nanos(self.net.rng.gen_range(0..=max));
+                self.net.push(at, Event::Restart { host: h });
+            }
+        }
+        if hosts > 0 && self.net.chance(self.net.faults.p_clock_jump) {
+            let h = self.net.rng.gen_range(0..hosts);
+            let max = self.net.faults.clock_jump_max.as_nanos() as u64;
+            let by = Duration::from_nanos(self.net.rng.gen_range(0..=max));
+            self.net.jump_clock(h, by);
+        }
+        let at = self.net.next_tick();
+        self.net.push(at, Event::FaultTick);
+    }
+
+    fn crash_host(&mut self, h: u32) {
+        if !self.net.hosts[h as usize].up {
+            return;
+        }
+        self.net.crash(h);
+        // Dropping the loops drops every callback without running it: a crash, not a stop.
+        self.ios[h as usize].clear();
+    }
+
+    fn restart_host(&mut self, h: u32) {
+        if self.net.hosts[h as usize].up {
+            return;
+        }
+        self.net.hosts[h as usize].up = true;
+        self.net.stats.restarts += 1;
+        self.net.record(h, 0, None, TraceKind::Restart, 0);
+        self.start_host(h);
+        self.net.release_stalled();
+    }
+
+    /// One driver iteration of one loop.
+    fn step(&mut self, h: u32, lp: u32) -> Result<(), SimError> {
+        let io = &mut self.ios[h as usize][lp as usize];
+        self.net.step(h, lp, io)
+    }
+}
+
+impl Net {
+    // ===== small helpers =====
+
+    #[inline]
+    fn push(&mut self, time: Instant, ev: Event) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            time,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    /// A biased coin that consumes no randomness when `p` is zero (calm worlds stay cheap).
+    #[inline]
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.gen::<f64>() < p
+    }
+
+    fn upto(&mut self, max: Duration) -> Duration {
+        let max = max.as_nanos() as u64;
+        if max == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(self.rng.gen_range(0..=max))
+        }
+    }
+
+    fn next_tick(&mut self) -> Instant {
+        let mean = self.faults.fault_tick_mean.as_nanos().max(1) as f64;
+        let u: f64 = self.rng.gen_range(f64::EPSILON..1.0);
+        let wait = (-u.ln() * mean).min(1e15) as u64;
+        self.now + Duration::from_nanos(wait.max(1))
+    }
+
+    #[inline]
+    fn record(&mut self, host: u32, lp: u32, stream: Option<StreamId>, kind: TraceKind, n: u64) {
+        let ev = TraceEvent {
+            time: self.now,
+            host,
+            lp,
+            stream,
+            kind,
+            n,
+        };
+        self.hash.event(&ev);
+        self.stats.events += 1;
+        if let Some(t) = &mut self.trace {
+            t.push(ev);
+        }
+    }
+
+    fn latency(&mut self, from: u32, to: u32) -> Duration {
+        if from == to {
+            return Duration::ZERO;
+        }
+        let (min, max) = if self.link_latency.is_empty() {
+            (self.faults.latency_min, self.faults.latency_max)
+        } else {
+            self.link_latency
+                .get(&(from, to))
+                .copied()
+                .unwrap_or((self.faults.latency_min, self.faults.latency_max))
+        };
+        let (min, max) = (min.as_nanos() as u64, max.as_nanos() as u64);
+        let mut d = if max > min {
+            self.rng.gen_range(min..=max)
+        } else {
+            min
+        };
+        if self.chance(self.faults.p_slow) {
+            d += self.upto(self.faults.slow_latency_max).as_nanos() as u64;
+        }
+        Duration::from_nanos(d)
+    }
+
+    /// When `len` bytes (or a FIN, `len` 0) sent now reach end `to`: bandwidth, latency, FIFO.
+    fn arrival(&mut self, to: u32, len: usize) -> Instant {
+        let from_host = self.ends[(to ^ 1) as usize].host;
+        let to_host = self.ends[to as usize].host;
+        let mut t = self.now;
+        if let Some(bw) = self.faults.bandwidth_bytes_per_sec {
+            let e = &mut self.ends[to as usize];
+            let start = e.busy_until.max(self.now);
+            let tx_ns = (len as u128 * 1_000_000_000 / u128::from(bw.max(1))) as u64;
+            e.busy_until = start + Duration::from_nanos(tx_ns);
+            t = e.busy_until;
+        }
+        t += self.latency(from_host, to_host);
+        let e = &mut self.ends[to as usize];
+        t = t.max(e.last_arrival);
+        e.last_arrival = t;
+        t
+    }
+
+    fn buffer_cap(&mut self) -> usize {
+        let (min, max) = (
+            self.faults.socket_buffer_min.max(1),
+            self.faults.socket_buffer_max,
+        );
+        if max > min {
+            self.rng.gen_range(min..=max)
+        } else {
+            min
+        }
+    }
+
+    fn alloc_port(&mut self, h: u32) -> u16 {
+        let meta = &mut self.hosts[h as usize];
+        let port = meta.next_port;
+        meta.next_port = if port == u16::MAX { 49152 } else { port + 1 };
+        port
+    }
+
+    fn mark_runnable(&mut self, h: u32, lp: u32) {
+        if let Some(m) = self.loops[h as usize].get_mut(lp as usize) {
+            if !m.runnable && !m.stopped {
+                m.runnable = true;
+                self.runnable.push_back((h, lp, m.gen));
+            }
+        }
+    }
+
+    fn end_of(&self, h: u32, lp: u32, stream: StreamId) -> Option<u32> {
+        let m = &self.loops[h as usize][lp as usize];
+        match m.streams.get(stream.index() as usize) {
+            Some(&(gen, end)) if end != NO_END && gen == stream.generation() => Some(end),
+            _ => None,
+        }
+    }
+
+    fn map_stream(&mut self, h: u32, lp: u32, stream: StreamId, end: u32) {
+        let m = &mut self.loops[h as usize][lp as usize];
+        let i = stream.index() as usize;
+        if m.streams.len() <= i {
+            m.streams.resize(i + 1, (0, NO_END));
+        }
+        m.streams[i] = (stream.generation(), end);
+    }
+
+    fn unmap_stream(&mut self, h: u32, lp: u32, stream: StreamId) {
+        let m = &mut self.loops[h as usize][lp as usize];
+        if let Some(slot) = m.streams.get_mut(stream.index() as usize) {
+            *slot = (0, NO_END);
+        }
+    }
+
+    fn window(&self, id: u32) -> usize {
+        let p = &self.ends[(id ^ 1) as usize];
+        p.cap.saturating_sub(p.rx.len())
+    }
+
+    fn wants_service(&self, id: u32) -> bool {
+        let e = &self.ends[id as usize];
+        if e.stream.is_none() {
+            return false;
+        }
+        if e.pending_connect.is_some() || e.pending_rst {
+            return true;
+        }
+        if e.state != EndState::Open {
+            return false;
+        }
+        let readable = e.interest.readable
+            && !e.notify_pending
+            && (e.arrived > 0 || (e.fin_arrived && e.rx.is_empty() && !e.eof_delivered));
+        readable || (e.interest.writable && self.window(id) > 0)
+    }
+
+    /// Puts an end on its loop's ready list if it has something to do.
+    fn poke(&mut self, id: u32) {
+        let e = &self.ends[id as usize];
+        if e.queued {
+            return;
+        }
+        let (h, lp, gen) = (e.host, e.lp, e.gen);
+        let live = self.loops[h as usize]
+            .get(lp as usize)
+            .is_some_and(|m| m.gen == gen);
+        if !live || !self.wants_service(id) {
+            return;
+        }
+        self.ends[id as usize].queued = true;
+        self.loops[h as usize][lp as usize].ready.push(id);
+        self.mark_runnable(h, lp);
+    }
+
+    fn link(&self, ev: &Event) -> Option<(u32, u32)> {
+        let end = match *ev {
+            Event::Arrive { end, .. }
+            | Event::Fin { end }
+            | Event::Rst { end }
+            | Event::Syn { end }
+            | Event::SynAck { end, .. } => end,
+            _ => return None,
+        };
+        Some((
+            self.ends[(end ^ 1) as usize].host,
+            self.ends[end as usize].host,
+        ))
+    }
+
+    fn link_open(&self, from: u32, to: u32) -> bool {
+        self.hosts[to as usize].up
+            && (self.blocked.is_empty() || !self.blocked.contains(&(from, to)))
+    }
+
+    // ===== faults =====
+
+    fn partition(&mut self, a: u32, b: u32, one_way: bool) {
+        if a == b {
+            return;
+        }
+        self.blocked.insert((a, b));
+        if !one_way {
+            self.blocked.insert((b, a));
+        }
+        self.stats.partitions += 1;
+        let kind = if one_way {
+            TraceKind::PartitionOneWay
+        } else {
+            TraceKind::Partition
+        };
+        self.record(a, 0, None, kind, u64::from(b));
+    }
+
+    fn heal_links(&mut self) {
+        if !self.blocked.is_empty() {
+            self.blocked.clear();
+            self.record(0, 0, None, TraceKind::Heal, 0);
+        }
+        self.release_stalled();
+    }
+
+    /// Sends again every held packet whose link is open now, keeping per-direction order.
+    fn release_stalled(&mut self) {
+        let stalled = std::mem::take(&mut self.stalled);
+        for ev in stalled {
+            let (from, to) = self.link(&ev).expect("only packets stall");
+            if !self.link_open(from, to) {
+                self.stalled.push(ev);
+                continue;
+            }
+            let mut t = self.now + self.latency(from, to);
+            if let Event::Arrive { end, .. } | Event::Fin { end } = ev {
+                let e = &mut self.ends[end as usize];
+                t = t.max(e.last_arrival);
+                e.last_arrival = t;
+            }
+            self.push(t, ev);
+        }
+    }
+
+    fn jump_clock(&mut self, h: u32, by: Duration) {
+        self.hosts[h as usize].clock_offset += by;
+        self.stats.clock_jumps += 1;
+        self.record(h, 0, None, TraceKind::ClockJump, by.as_nanos() as u64);
+        for lp in 0..self.loops[h as usize].len() as u32 {
+            self.mark_runnable(h, lp);
+        }
+    }
+
+    fn inject_reset(&mut self, id: u32) {
+        let e = &self.ends[id as usize];
+        let (h, lp, stream) = (e.host, e.lp, e.stream);
+        self.stats.injected_resets += 1;
+        self.record(h, lp, stream, TraceKind::InjectReset, 0);
+        for end in [id, id ^ 1] {
+            let (from, to) = (
+                self.ends[(end ^ 1) as usize].host,
+                self.ends[end as usize].host,
+            );
+            let at = self.now + self.latency(from, to);
+            self.push(at, Event::Rst { end });
+        }
+    }
+
+    fn reset_host_connections(&mut self, h: u32) {
+        let ids: Vec<u32> = (0..self.ends.len() as u32)
+            .filter(|&i| {
+                let e = &self.ends[i as usize];
+                e.host == h && e.state == EndState::Open && e.stream.is_some()
+            })
+            .collect();
+        for id in ids {
+            self.inject_reset(id);
+        }
+    }
+
+    fn send_rst(&mut self, to: u32) {
+        let from = to ^ 1;
+        if self.ends[from as usize].rst_sent {
+            return;
+        }
+        self.ends[from as usize].rst_sent = true;
+        let (fh, th) = (self.ends[from as usize].host, self.ends[to as usize].host);
+        let at = self.now + self.latency(fh, th);
+        self.push(at, Event::Rst { end: to });
+    }
+
+    fn send_fin(&mut self, from: u32) {
+        if self.ends[from as usize].fin_sent {
+            return;
+        }
+        self.ends[from as usize].fin_sent = true;
+        let at = self.arrival(from ^ 1, 0);
+        self.push(at, Event::Fin { end: from ^ 1 });
+    }
+
+    /// Kills an end as its socket goes away: the peer gets a reset if unread data is lost
+    /// (or `reset` is asked), else end of file.
+    fn kill_end(&mut self, id: u32, reset: bool) {
+        let e = &mut self.ends[id as usize];
+        let was = e.state;
+        e.state = EndState::Dead;
+        let unread = !e.rx.is_empty();
+        e.rx.clear();
+        e.arrived = 0;
+        e.pending_connect = None;
+        e.pending_rst = false;
+        if was == EndState::Open {
+            if reset || unread {
+                self.send_rst(id ^ 1);
+            } else {
+                self.send_fin(id);
+            }
+        }
+    }
+
+    fn crash(&mut self, h: u32) {
+        let meta = &mut self.hosts[h as usize];
+        meta.up = false;
+        meta.gen += 1;
+        self.stats.crashes += 1;
+        self.record(h, 0, None, TraceKind::Crash, 0);
+        for id in 0..self.ends.len() as u32 {
+            let e = &self.ends[id as usize];
+            let owned = e.host == h && (e.stream.is_some() || e.state == EndState::Open);
+            if owned && e.state != EndState::Dead {
+                self.kill_end(id, false);
+            }
+        }
+        self.listeners.retain(|&(host, _), _| host != h);
+        self.loops[h as usize].clear();
+    }
+
+    // ===== events =====
+
+    fn apply(&mut self, ev: Event) {
+        if let Some((from, to)) = self.link(&ev) {
+            if !self.link_open(from, to) {
+                self.stalled.push(ev);
+                return;
+            }
+        }
+        match ev {
+            Event::Arrive { end, len } => self.on_arrive(end, len as usize),
+            Event::Fin { end } => {
+                let e = &mut self.ends[end as usize];
+                if e.state != EndState::Dead {
+                    e.fin_arrived = true;
+                    self.poke(end);
+                }
+            }
+            Event::Rst { end } => {
+                let e = &mut self.ends[end as usize];
+                if e.state == EndState::Dead {
+                    return;
+                }
+                e.rx.clear();
+                e.arrived = 0;
+                if e.stream.is_some() {
+                    e.pending_rst = true;
+                    self.poke(end);
+                } else {
+                    e.state = EndState::Dead;
+                }
+            }
+            Event::Syn { end } => self.on_syn(end),
+            Event::SynAck { end, ok } => {
+                if self.ends[end as usize].state == EndState::Dead {
+                    if ok {
+                        self.send_rst(end ^ 1);
+                    }
+                    return;
+                }
+                self.ends[end as usize].pending_connect = Some(ok);
+                self.poke(end);
+            }
+            Event::Accept { end } => {
+                let e = &self.ends[end as usize];
+                let (h, lp, gen) = (e.host, e.lp, e.gen);
+                let live = self.loops[h as usize]
+                    .get(lp as usize)
+                    .is_some_and(|m| m.gen == gen);
+                if e.state != EndState::Dead && live {
+                    self.loops[h as usize][lp as usize].accepts.push(end);
+                    self.mark_runnable(h, lp);
+                }
+            }
+            Event::Notify { end } => {
+                self.ends[end as usize].notify_pending = false;
+                self.poke(end);
+            }
+            Event::Wake { host, lp, gen } => {
+                let now = self.now;
+                if let Some(m) = self.loops[host as usize].get_mut(lp as usize) {
+                    if m.gen == gen && m.wake_at == Some(now) {
+                        m.wake_at = None;
+                        self.mark_runnable(host, lp);
+                    }
+                }
+            }
+            Event::HealLink { a, b } => {
+                let removed = self.blocked.remove(&(a, b)) | self.blocked.remove(&(b, a));
+                if removed {
+                    self.record(a, 0, None, TraceKind::Heal, u64::from(b));
+                    self.release_stalled();
+                }
+            }
+            Event::Plan { .. } | Event::FaultTick | Event::Restart { .. } => {
+                unreachable!("world events are applied by Sim")
+            }
+        }
+    }
+
+    fn on_arrive(&mut self, end: u32, len: usize) {
+        let e = &mut self.ends[end as usize];
+        if e.state == EndState::Dead {
+            let k = len.min(e.rx.len());
+            e.rx.drain(..k);
+            self.send_rst(end ^ 1);
+            return;
+        }
+        e.arrived += len;
+        debug_assert!(e.arrived <= e.rx.len(), "arrived bytes were written");
+        if e.notify_pending {
+            return;
+        }
+        if self.chance(self.faults.p_coalesce) {
+            self.ends[end as usize].notify_pending = true;
+            let at = self.now + self.upto(self.faults.coalesce_delay_max);
+            self.push(at, Event::Notify { end });
+        } else {
+            self.poke(end);
+        }
+    }
+
+    fn on_syn(&mut self, end: u32) {
+        let h = self.ends[end as usize].host;
+        let port = self.ends[end as usize].local.port();
+        let count = self.listeners.get(&(h, port)).map_or(0, Vec::len);
+        let client_host = self.ends[(end ^ 1) as usize].host;
+        let refuse_injected = count > 0 && self.chance(self.faults.p_refuse);
+        if count == 0 || refuse_injected {
+            if refuse_injected {
+                self.record(h, 0, None, TraceKind::InjectRefuse, u64::from(port));
+            }
+            self.ends[end as usize].state = EndState::Dead;
+            let at = self.now + self.latency(h, client_host);
+            self.push(
+                at,
+                Event::SynAck {
+                    end: end ^ 1,
+                    ok: false,
+                },
+            );
+            return;
+        }
+        let pick = if count > 1 {
+            self.rng.gen_range(0..count)
+        } else {
+            0
+        };
+        let l = &self.listeners[&(h, port)][pick];
+        let (lp, gen, id) = (l.lp, l.gen, l.id);
+        let e = &mut self.ends[end as usize];
+        e.lp = lp;
+        e.gen = gen;
+        e.listener = Some(id);
+        e.state = EndState::Open;
+        let at = self.now + self.latency(h, client_host);
+        self.push(
+            at,
+            Event::SynAck {
+                end: end ^ 1,
+                ok: true,
+            },
+        );
+        if self.chance(self.faults.p_accept_delay) {
+            let at = self.now + self.upto(self.faults.accept_delay_max);
+            self.push(at, Event::Accept { end });
+        } else {
+            self.loops[h as usize][lp as usize].accepts.push(end);
+            self.mark_runnable(h, lp);
+        }
+    }
+
+    // ===== the driver iteration =====
+
+    fn step(&mut self, h: u32, lp: u32, io: &mut IoLoop) -> Result<(), SimError> {
+        self.stats.loop_steps += 1;
+        self.loops[h as usize][lp as usize].runnable = false;
+        let offset = self.hosts[h as usize].clock_offset;
+        self.drain_actions(h, lp, io);
+        if !self.loops[h as usize][lp as usize].accepts.is_empty() {
+            let accepts = std::mem::take(&mut self.loops[h as usize][lp as usize].accepts);
+            for end in accepts {
+                self.accept(end, io);
+            }
+        }
+        let spare = std::mem::take(&mut self.spare);
+        let mut ready = std::mem::replace(&mut self.loops[h as usize][lp as usize].ready, spare);
+        for &id in &ready {
+            self.ends[id as usize].queued = false;
+            self.service(id, io);
+        }
+        ready.clear();
+        self.spare = ready;
+        self.drain_actions(h, lp, io);
+        io.handle_timeout(self.now + offset);
+        self.drain_actions(h, lp, io);
+
+        let panics = io.stats().callback_panics;
+        let m = &mut self.loops[h as usize][lp as usize];
+        if panics > m.panics {
+            m.panics = panics;
+            if self.fail_on_panic {
+                return Err(SimError::Panic {
+                    seed: self.seed,
+                    host: self.hosts[h as usize].name.clone(),
+                    at: self.now,
+                    message: panics::take().unwrap_or_else(|| "unknown panic".into()),
+                });
+            }
+        }
+        if io.is_stopped() {
+            m.stopped = true;
+            self.record(h, lp, None, TraceKind::Stop, 0);
+            return Ok(());
+        }
+        if io.has_pending_callbacks() || !m.ready.is_empty() || !m.accepts.is_empty() {
+            self.mark_runnable(h, lp);
+        } else if let Some(t) = io.poll_timeout() {
+            let global = Instant::from_nanos(t.as_nanos().saturating_sub(offset.as_nanos() as u64))
+                .max(self.now);
+            let m = &mut self.loops[h as usize][lp as usize];
+            if global <= self.now {
+                self.mark_runnable(h, lp);
+            } else if m.wake_at.map_or(true, |w| global < w || w < self.now) {
+                m.wake_at = Some(global);
+                let gen = m.gen;
+                self.push(global, Event::Wake { host: h, lp, gen });
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, end: u32, io: &mut IoLoop) {
+        let e = &self.ends[end as usize];
+        if e.state == EndState::Dead {
+            return;
+        }
+        let (h, lp) = (e.host, e.lp);
+        let listener = e.listener.expect("accepted ends come from a listener");
+        let peer = self.ends[(end ^ 1) as usize].local;
+        match io.handle_accepted(listener, peer) {
+            Some(stream) => {
+                self.ends[end as usize].stream = Some(stream);
+                self.map_stream(h, lp, stream, end);
+                self.stats.accepts += 1;
+                self.record(h, lp, Some(stream), TraceKind::Accept, 0);
+                self.poke(end);
+            }
+            None => {
+                self.stats.refused += 1;
+                self.kill_end(end, true);
+            }
+        }
+    }
+
+    /// Moves bytes for one ready end: connect result, reset, a write, a read or end of file.
+    fn service(&mut self, id: u32, io: &mut IoLoop) {
+        let e = &mut self.ends[id as usize];
+        let Some(stream) = e.stream else { return };
+        let (h, lp) = (e.host, e.lp);
+        if let Some(ok) = e.pending_connect.take() {
+            if ok {
+                e.state = EndState::Open;
+                io.handle_connected(stream, Ok(()));
+                self.record(h, lp, Some(stream), TraceKind::Connected, 0);
+            } else {
+                e.state = EndState::Dead;
+                io.handle_connected(stream, Err(io::ErrorKind::ConnectionRefused));
+                self.stats.refused += 1;
+                self.record(h, lp, Some(stream), TraceKind::Refused, 0);
+                return;
+            }
+        }
+        let e = &mut self.ends[id as usize];
+        if e.pending_rst {
+            e.pending_rst = false;
+            let was = e.state;
+            e.state = EndState::Dead;
+            if was == EndState::Connecting {
+                io.handle_connected(stream, Err(io::ErrorKind::ConnectionReset));
+            } else {
+                io.handle_error(stream, io::ErrorKind::ConnectionReset);
+            }
+            self.stats.resets += 1;
+            self.record(h, lp, Some(stream), TraceKind::Reset, 0);
+            return;
+        }
+        if e.state != EndState::Open {
+            return;
+        }
+        if e.interest.writable {
+            self.write(id, stream, io);
+        }
+        let e = &self.ends[id as usize];
+        if e.interest.readable && !e.notify_pending && e.state == EndState::Open {
+            self.read(id, stream, io);
+        }
+    }
+
+    fn write(&mut self, id: u32, stream: StreamId, io: &mut IoLoop) {
+        let window = self.window(id);
+        if window == 0 {
+            return;
+        }
+        let queued = io.stream(stream).map_or(0, |s| s.write_queued());
+        if queued == 0 {
+            return;
+        }
+        let mut limit = window.min(queued);
+        if limit > 1 && self.chance(self.faults.p_short_write) {
+            limit = self.rng.gen_range(1..=limit);
+        }
+        let peer = id ^ 1;
+        let rx = &mut self.ends[peer as usize].rx;
+        let mut n = 0;
+        for chunk in io.write_chunks(stream) {
+            let take = chunk.len().min(limit - n);
+            rx.extend(&chunk[..take]);
+            n += take;
+            if n == limit {
+                break;
+            }
+        }
+        if n == 0 {
+            return;
+        }
+        io.handle_written(stream, n);
+        self.stats.bytes_written += n as u64;
+        let (h, lp) = (self.ends[id as usize].host, self.ends[id as usize].lp);
+        self.record(h, lp, Some(stream), TraceKind::Write, n as u64);
+        if n > 1 && self.chance(self.faults.p_split) {
+            let pieces = self.rng.gen_range(2..=n.min(4));
+            let mut left = n;
+            for i in 0..pieces {
+                let rest = pieces - 1 - i;
+                let seg = if rest == 0 {
+                    left
+                } else {
+                    self.rng.gen_range(1..=left - rest)
+                };
+                left -= seg;
+                let at = self.arrival(peer, seg);
+                self.push(
+                    at,
+                    Event::Arrive {
+                        end: peer,
+                        len: seg as u32,
+                    },
+                );
+            }
+        } else {
+            let at = self.arrival(peer, n);
+            self.push(
+                at,
+                Event::Arrive {
+                    end: peer,
+                    len: n as u32,
+                },
+            );
+        }
+        if self.chance(self.faults.p_reset) {
+            self.inject_reset(id);
+        }
+        // More queued and room left: stay ready (level-triggered, like epoll).
+        self.poke(id);
+    }
+
+    fn read(&mut self, id: u32, stream: StreamId, io: &mut IoLoop) {
+        let arrived = self.ends[id as usize].arrived;
+        if arrived == 0 {
+            let e = &mut self.ends[id as usize];
+            if e.fin_arrived && e.rx.is_empty() && !e.eof_delivered {
+                e.eof_delivered = true;
+                io.handle_eof(stream);
+                let (h, lp) = (e.host, e.lp);
+                self.record(h, lp, Some(stream), TraceKind::Eof, 0);
+            }
+            return;
+        }
+        let mut limit = arrived;
+        if limit > 1 && self.chance(self.faults.p_short_read) {
+            limit = self.rng.gen_range(1..=limit);
+        }
+        let Some(mut buf) = io.read_buf(stream) else {
+            return;
+        };
+        let e = &mut self.ends[id as usize];
+        let n = limit.min(buf.remaining_mut());
+        let (a, b) = e.rx.as_slices();
+        let na = n.min(a.len());
+        buf.put_slice(&a[..na]);
+        if n > na {
+            buf.put_slice(&b[..n - na]);
+        }
+        e.rx.drain(..n);
+        e.arrived -= n;
+        let (h, lp) = (e.host, e.lp);
+        io.handle_read(stream, n);
+        self.record(h, lp, Some(stream), TraceKind::Read, n as u64);
+        self.poke(id ^ 1);
+        self.poke(id);
+    }
+
+    fn drain_actions(&mut self, h: u32, lp: u32, io: &mut IoLoop) {
+        while let Some(action) = io.poll_io() {
+            match action {
+                IoAction::Interest { stream, interest } => {
+                    if let Some(id) = self.end_of(h, lp, stream) {
+                        self.ends[id as usize].interest = interest;
+                        self.poke(id);
+                    }
+                }
+                IoAction::Listen {
+                    listener,
+                    addr,
+                    options,
+                } => self.listen(h, lp, io, listener, addr, options.reuse_port),
+                IoAction::CloseListener { listener } => {
+                    let m = &mut self.loops[h as usize][lp as usize];
+                    if let Some(pos) = m.listeners.iter().position(|l| l.0 == listener) {
+                        let (_, port) = m.listeners.swap_remove(pos);
+                        if let Some(list) = self.listeners.get_mut(&(h, port)) {
+                            list.retain(|l| !(l.lp == lp && l.id == listener));
+                            if list.is_empty() {
+                                self.listeners.remove(&(h, port));
+                            }
+                        }
+                        self.record(h, lp, None, TraceKind::CloseListener, u64::from(port));
+                    }
+                }
+                IoAction::Connect { stream, addr } => self.connect(h, lp, stream, addr),
+                IoAction::ShutdownWrite { stream } => {
+                    if let Some(id) = self.end_of(h, lp, stream) {
+                        if self.ends[id as usize].state == EndState::Open {
+                            self.send_fin(id);
+                        }
+                        self.record(h, lp, Some(stream), TraceKind::ShutdownWrite, 0);
+                    }
+                }
+                IoAction::Close { stream, reason } => {
+                    if let Some(id) = self.end_of(h, lp, stream) {
+                        self.unmap_stream(h, lp, stream);
+                        let reset = matches!(
+                            reason,
+                            CloseReason::Io(_)
+                                | CloseReason::BufferFull
+                                | CloseReason::Unsatisfiable
+                        );
+                        let dead = self.ends[id as usize].state == EndState::Dead;
+                        if !dead {
+                            self.kill_end(id, reset);
+                        }
+                        self.record(h, lp, Some(stream), TraceKind::Close, u64::from(reset));
+                    }
+                }
+            }
+        }
+    }
+
+    fn listen(
+        &mut self,
+        h: u32,
+        lp: u32,
+        io: &mut IoLoop,
+        listener: ListenerId,
+        addr: SocketAddr,
+        reuse: bool,
+    ) {
+        let host_ip = self.hosts[h as usize].ip;
+        let ip = addr.ip();
+        if !(ip.is_unspecified() || ip.is_loopback() || ip == host_ip) {
+            io.handle_listening(listener, Err(io::ErrorKind::AddrNotAvailable));
+            self.record(h, lp, None, TraceKind::ListenFailed, u64::from(addr.port()));
+            return;
+        }
+        let port = if addr.port() == 0 {
+            self.alloc_port(h)
+        } else {
+            addr.port()
+        };
+        let gen = self.loops[h as usize][lp as usize].gen;
+        let list = self.listeners.entry((h, port)).or_default();
+        if !list.is_empty() && !(reuse && list.iter().all(|l| l.reuse)) {
+            io.handle_listening(listener, Err(io::ErrorKind::AddrInUse));
+            self.record(h, lp, None, TraceKind::ListenFailed, u64::from(port));
+            return;
+        }
+        list.push(ListenEntry {
+            lp,
+            gen,
+            id: listener,
+            reuse,
+        });
+        self.loops[h as usize][lp as usize]
+            .listeners
+            .push((listener, port));
+        io.handle_listening(listener, Ok(SocketAddr::new(host_ip, port)));
+        self.record(h, lp, None, TraceKind::Listen, u64::from(port));
+    }
+
+    fn connect(&mut self, h: u32, lp: u32, stream: StreamId, addr: SocketAddr) {
+        let ip = addr.ip();
+        let dest = if ip.is_loopback() || ip.is_unspecified() {
+            Some(h)
+        } else {
+            self.ip_to_host.get(&ip).copied()
+        };
+        let local = SocketAddr::new(self.hosts[h as usize].ip, self.alloc_port(h));
+        let c = self.ends.len() as u32;
+        let (cap_c, cap_s) = (self.buffer_cap(), self.buffer_cap());
+        let mut client = End::new(h, local, cap_c);
+        client.lp = lp;
+        client.gen = self.loops[h as usize][lp as usize].gen;
+        client.stream = Some(stream);
+        let server_addr = match dest {
+            Some(d) => SocketAddr::new(self.hosts[d as usize].ip, addr.port()),
+            None => addr,
+        };
+        self.ends.push(client);
+        self.ends
+            .push(End::new(dest.unwrap_or(h), server_addr, cap_s));
+        self.map_stream(h, lp, stream, c);
+        self.stats.connects += 1;
+        self.record(
+            h,
+            lp,
+            Some(stream),
+            TraceKind::Connect,
+            u64::from(addr.port()),
+        );
+        match dest {
+            Some(d) => {
+                let at = self.now + self.latency(h, d);
+                self.push(at, Event::Syn { end: c + 1 });
+            }
+            None => {
+                // Nobody has that address: the connect fails like a refused one.
+                self.ends[(c + 1) as usize].state = EndState::Dead;
+                let at = self.now + self.latency(h, h);
+                self.push(at, Event::SynAck { end: c, ok: false });
+            }
+        }
+    }
+}
