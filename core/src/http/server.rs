@@ -33,7 +33,8 @@ pub enum ServerEvent {
     NeedData,
     /// The request is complete; the next (pipelined) request waits until `send_end`.
     Paused,
-    /// The request is malformed: answer with `error.status()` (e.g. [`ServerConn::send_error`]), then close.
+    /// The request is malformed: answer with `error.status()` via [`ServerConn::send_error`]
+    /// if [`ServerConn::can_send_response`] (a response may already be under way), then close.
     Error(RequestError),
     /// Nothing more will be read: flush pending output, then close the connection.
     Closed,
@@ -310,9 +311,10 @@ impl ServerConn {
         matches!(self.write, WriteState::Upgraded)
     }
 
-    /// True when the machine would consume more input now (advisory: stop reading otherwise).
+    /// True when the machine would consume more input now; false while `Paused` (pipelined
+    /// bytes wait) and after close. Advisory: reading on only risks buffering, bounded by the caller.
     pub fn wants_read(&self) -> bool {
-        matches!(self.read, ReadState::Head { .. } | ReadState::Body(_)) && !self.continue_pending
+        matches!(self.read, ReadState::Head { .. } | ReadState::Body(_))
     }
 
     /// True while the client waits for `100 Continue` (see [`accept_body`](Self::accept_body)).
