@@ -80,6 +80,19 @@ type ConnectCallback = Box<dyn FnOnce(&mut IoLoop, Result<StreamId, StreamError>
 type AcceptCallback = Box<dyn FnMut(&mut IoLoop, StreamId, SocketAddr)>;
 type PeriodicCallback = Box<dyn FnMut(&mut IoLoop)>;
 type RemoteCallback = Box<dyn FnOnce(&mut IoLoop) + Send>;
+
+/// A long-lived consumer of a stream's bytes (a protocol such as the HTTP server connection).
+///
+/// Unlike one-shot reads it gets the stream's read buffer itself, so bytes are parsed in place
+/// and nothing is allocated per read. It consumes what it can and leaves the rest; to stop
+/// reading (back-pressure) it calls [`IoLoop::set_reading`]. If it neither consumes nor pauses,
+/// the buffer is bounded by `max_buffer_size` and the stream closes with `BufferFull`.
+pub trait StreamHandler {
+    /// New bytes are in `buf` (or the peer's end of file, `eof`); consume from the front.
+    fn on_readable(&mut self, io: &mut IoLoop, stream: StreamId, buf: &mut BytesMut, eof: bool);
+    /// The stream closed; the handler is dropped afterwards.
+    fn on_close(&mut self, io: &mut IoLoop, stream: StreamId, reason: CloseReason);
+}
 /// A clock the driver may lend for the slow-callback warning; the core never reads one itself.
 pub type Clock = Box<dyn Fn() -> Instant>;
 
@@ -140,6 +153,11 @@ enum TaskKind {
         peer: SocketAddr,
     },
     Periodic(PeriodicId),
+    Readable(StreamId),
+    HandlerClose {
+        stream: StreamId,
+        reason: CloseReason,
+    },
 }
 
 impl TaskKind {
@@ -151,7 +169,9 @@ impl TaskKind {
             | TaskKind::Flushed { stream, .. }
             | TaskKind::Closed { stream, .. }
             | TaskKind::Connected { stream, .. }
-            | TaskKind::Accept { stream, .. } => Some(*stream),
+            | TaskKind::Accept { stream, .. }
+            | TaskKind::Readable(stream)
+            | TaskKind::HandlerClose { stream, .. } => Some(*stream),
             _ => None,
         }
     }
@@ -247,6 +267,10 @@ struct StreamEntry {
     on_close: Option<(CloseCallback, Origin)>,
     on_connect: Option<(ConnectCallback, Origin)>,
     connect_timer: Option<TimerId>,
+    /// The long-lived handler; taken out while it runs.
+    handler: Option<Box<dyn StreamHandler>>,
+    /// A `Readable` task for the handler is queued and has not run yet.
+    readable_queued: bool,
     /// Queued tasks that refer to this stream; the slot lives until they have run.
     in_flight: u32,
     /// An `Interest` action is queued and not yet polled.
@@ -368,6 +392,7 @@ pub struct IoLoop {
     stopped: bool,
     slow: Option<SlowWarning>,
     stats: LoopStats,
+    unix_origin_nanos: u64,
 }
 
 impl Default for IoLoop {
@@ -396,6 +421,7 @@ impl IoLoop {
             stopped: false,
             slow: None,
             stats: LoopStats::default(),
+            unix_origin_nanos: 0,
         }
     }
 
@@ -777,6 +803,47 @@ impl IoLoop {
         Ok(())
     }
 
+    /// Gives the stream to a long-lived handler; see [`StreamHandler`]. No read may be pending.
+    pub fn set_handler(
+        &mut self,
+        id: StreamId,
+        handler: Box<dyn StreamHandler>,
+    ) -> Result<(), StreamError> {
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        if let Some(reason) = entry.stream.close_reason() {
+            return Err(StreamError::Closed(reason));
+        }
+        entry.stream.set_handled()?;
+        entry.handler = Some(handler);
+        if entry.stream.buffered() > 0 || entry.stream.read_eof() {
+            self.queue_readable(id);
+        }
+        self.queue_interest(id);
+        Ok(())
+    }
+
+    /// Pauses (`false`) or resumes (`true`) reading from the socket (flow control).
+    pub fn set_reading(&mut self, id: StreamId, on: bool) {
+        if let Some(entry) = self.entry_mut(id) {
+            let was = entry.stream.interest();
+            entry.stream.set_reading(on);
+            if entry.stream.interest() != was {
+                self.queue_interest(id);
+            }
+        }
+    }
+
+    /// Sets the wall-clock time (Unix nanoseconds) that corresponds to [`Instant::ZERO`]; the
+    /// driver calls this once, the simulator picks a fixed date.
+    pub fn set_unix_time_origin(&mut self, unix_nanos: u64) {
+        self.unix_origin_nanos = unix_nanos;
+    }
+
+    /// Wall-clock time now, in Unix seconds (derived from `now` and the driver's origin).
+    pub fn unix_time_secs(&self) -> u64 {
+        (self.unix_origin_nanos + self.now.as_nanos()) / 1_000_000_000
+    }
+
     /// Closes the stream now; queued writes are dropped (flush first to keep them).
     pub fn close(&mut self, id: StreamId) {
         self.close_stream(id, CloseReason::Local);
@@ -970,6 +1037,7 @@ impl IoLoop {
         };
         entry.stream.handle_eof();
         self.poll_stream_read(id);
+        self.queue_readable(id);
         self.maybe_close_after_eof(id);
         self.queue_interest(id);
     }
@@ -1083,6 +1151,8 @@ impl IoLoop {
             on_close: None,
             on_connect: None,
             connect_timer: None,
+            handler: None,
+            readable_queued: false,
             in_flight: 0,
             interest_queued: false,
             close_queued: false,
@@ -1146,8 +1216,18 @@ impl IoLoop {
         Ok(())
     }
 
+    fn queue_readable(&mut self, id: StreamId) {
+        if let Some(e) = self.streams.get_mut(id.0) {
+            if e.handler.is_some() && !e.readable_queued && !e.close_queued {
+                e.readable_queued = true;
+                self.push_task(Origin::here(), TaskKind::Readable(id));
+            }
+        }
+    }
+
     fn after_read_input(&mut self, id: StreamId) {
         self.poll_stream_read(id);
+        self.queue_readable(id);
         let Some(entry) = self.entry_mut(id) else {
             return;
         };
@@ -1278,6 +1358,12 @@ impl IoLoop {
             };
             self.push_task(origin, kind);
         }
+        if self.entry(id).is_some_and(|e| e.stream.is_handled()) {
+            self.push_task(
+                Origin::here(),
+                TaskKind::HandlerClose { stream: id, reason },
+            );
+        }
         self.actions.push_back(PendingAction::Close(id, reason));
     }
 
@@ -1294,6 +1380,7 @@ impl IoLoop {
     fn run_task(&mut self, task: Task) {
         let Task { origin, kind } = task;
         let stream = kind.stream();
+        let handler_task = matches!(kind, TaskKind::Readable(_));
         if let Some(id) = stream {
             if let Some(e) = self.entry_mut(id) {
                 e.in_flight -= 1;
@@ -1307,6 +1394,9 @@ impl IoLoop {
             self.stats.callback_panics += 1;
             let message = panic_message(&*panic);
             tracing::error!(origin = %origin.location, panic = %message, "callback panicked; loop continues");
+            if let (Some(id), true) = (stream, handler_task) {
+                self.close_stream(id, CloseReason::Io(io::ErrorKind::Other));
+            }
         }
         if let (Some(start), Some(slow)) = (started, self.slow.as_ref()) {
             let took = (slow.clock)() - start;
@@ -1357,7 +1447,54 @@ impl IoLoop {
                 }
             }
             TaskKind::Periodic(id) => self.run_periodic(id),
+            TaskKind::Readable(id) => self.run_handler(id),
+            TaskKind::HandlerClose { stream, reason } => {
+                let handler = self.entry_mut(stream).and_then(|e| e.handler.take());
+                if let Some(mut handler) = handler {
+                    handler.on_close(self, stream, reason);
+                }
+            }
         }
+    }
+
+    /// Lends the handler the stream's buffer, then takes both back and re-checks limits.
+    fn run_handler(&mut self, id: StreamId) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        entry.readable_queued = false;
+        if entry.close_queued {
+            return;
+        }
+        let Some(mut handler) = entry.handler.take() else {
+            return;
+        };
+        let eof = entry.stream.read_eof();
+        let mut buf = entry.stream.take_read_buf();
+        // If the handler panics, `buf` and the handler are dropped during unwinding and
+        // `run_task` closes the stream: its protocol state is unknown.
+        handler.on_readable(self, id, &mut buf, eof);
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        entry.stream.restore_read_buf(buf);
+        entry.handler.get_or_insert(handler);
+        if entry.close_queued {
+            return;
+        }
+        self.after_handler(id);
+    }
+
+    fn after_handler(&mut self, id: StreamId) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if let Err(e) = entry.stream.check_buffer_limit() {
+            tracing::warn!(stream = ?id, error = %e, "handler left too much unconsumed; closing");
+            self.close_stream(id, CloseReason::BufferFull);
+            return;
+        }
+        self.queue_interest(id);
     }
 
     fn run_periodic(&mut self, id: PeriodicId) {

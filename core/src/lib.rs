@@ -38,7 +38,7 @@ pub use callback::CallbackQueue;
 pub use error::{CloseReason, StreamError};
 pub use io_loop::{
     Clock, IoAction, IoLoop, ListenOptions, ListenerId, LoopConfig, LoopStats, PeriodicId, Remote,
-    StreamId, TimeoutHandle,
+    StreamHandler, StreamId, TimeoutHandle,
 };
 pub use stream::{Interest, ReadRequest, Stream, StreamState};
 pub use time::{Duration, Instant};

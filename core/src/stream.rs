@@ -97,6 +97,10 @@ pub struct Stream {
     total_written: u64,
     max_buffer_size: usize,
     read_chunk_size: usize,
+    /// A long-lived handler consumes the buffer (no one-shot reads); it reads up to the limit.
+    handled: bool,
+    /// Reading is paused by the application (flow control).
+    paused: bool,
 }
 
 impl Stream {
@@ -117,6 +121,8 @@ impl Stream {
             total_written: 0,
             max_buffer_size,
             read_chunk_size,
+            handled: false,
+            paused: false,
         }
     }
 
@@ -187,8 +193,9 @@ impl Stream {
 
     /// The readiness this stream wants, derived from its state.
     ///
-    /// Readable while open, before end of file, and either a read is pending or the buffer has
-    /// room for read-ahead (one `read_chunk_size`), which also notices a peer that goes away.
+    /// Readable while open, before end of file, not paused, and either a read is pending, a
+    /// handler consumes the buffer, or the buffer has room for read-ahead (one
+    /// `read_chunk_size`), which also notices a peer that goes away.
     /// Writable while connecting or while bytes are queued.
     pub fn interest(&self) -> Interest {
         match self.state {
@@ -199,7 +206,10 @@ impl Stream {
             StreamState::Closed(_) => Interest::default(),
             StreamState::Open => Interest {
                 readable: !self.read_eof
-                    && (self.pending.is_some() || self.read_buf.len() < self.read_chunk_size)
+                    && !self.paused
+                    && (self.pending.is_some()
+                        || self.handled
+                        || self.read_buf.len() < self.read_chunk_size)
                     && self.read_buf.len() <= self.max_buffer_size,
                 writable: self.write_queued > 0,
             },
@@ -233,7 +243,7 @@ impl Stream {
                 return Err(StreamError::Closed(reason));
             }
         }
-        if self.pending.is_some() {
+        if self.pending.is_some() || self.handled {
             return Err(StreamError::ReadPending);
         }
         if let ReadRequest::Until { delimiter, .. } = &request {
@@ -283,6 +293,42 @@ impl Stream {
         self.state = StreamState::Closed(reason);
         self.write_queue.clear();
         self.write_queued = 0;
+    }
+
+    /// Hands the buffer to a long-lived handler from now on (one-shot reads are refused).
+    pub fn set_handled(&mut self) -> Result<(), StreamError> {
+        if self.pending.is_some() {
+            return Err(StreamError::ReadPending);
+        }
+        self.handled = true;
+        Ok(())
+    }
+
+    /// True when a long-lived handler consumes this stream's buffer.
+    pub fn is_handled(&self) -> bool {
+        self.handled
+    }
+
+    /// Pauses (`false`) or resumes (`true`) reading from the socket; buffered bytes stay.
+    pub fn set_reading(&mut self, on: bool) {
+        self.paused = !on;
+    }
+
+    /// Lends the whole read buffer to a handler; give it back with [`Stream::restore_read_buf`].
+    pub fn take_read_buf(&mut self) -> BytesMut {
+        if self.read_eof {
+            self.eof_delivered = true;
+        }
+        std::mem::take(&mut self.read_buf)
+    }
+
+    /// Returns the buffer lent by [`Stream::take_read_buf`], with what the handler left in it.
+    pub fn restore_read_buf(&mut self, buf: BytesMut) {
+        debug_assert!(
+            self.read_buf.is_empty(),
+            "nothing is read while a handler runs"
+        );
+        self.read_buf = buf;
     }
 
     /// Drops the pending read, returning it (used when the loop fails it on close).

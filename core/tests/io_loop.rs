@@ -410,3 +410,99 @@ fn peer_reset_closes_with_reset_and_fails_the_pending_read() {
         vec![Err(StreamError::Closed(CloseReason::Reset))]
     );
 }
+
+/// A line protocol: answers each line upper-cased; pauses reading after `pause_after` lines.
+struct Upper {
+    lines: Log<String>,
+    closed: Log<CloseReason>,
+    pause_after: usize,
+}
+
+impl eddy_core::StreamHandler for Upper {
+    fn on_readable(&mut self, io: &mut IoLoop, id: StreamId, buf: &mut bytes::BytesMut, eof: bool) {
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            if self.lines.borrow().len() >= self.pause_after {
+                io.set_reading(id, false);
+                return;
+            }
+            let line = buf.split_to(pos + 1);
+            let text = String::from_utf8_lossy(&line[..pos]).to_string();
+            if text == "panic" {
+                panic!("handler bug");
+            }
+            io.write(id, Bytes::from(text.to_uppercase() + "\n"))
+                .unwrap();
+            self.lines.borrow_mut().push(text);
+        }
+        if eof {
+            self.lines.borrow_mut().push("<eof>".into());
+        }
+    }
+    fn on_close(&mut self, _: &mut IoLoop, _: StreamId, reason: CloseReason) {
+        self.closed.borrow_mut().push(reason);
+    }
+}
+
+fn upper(pause_after: usize) -> (Upper, Log<String>, Log<CloseReason>) {
+    let (lines, closed) = (log(), log());
+    let h = Upper {
+        lines: lines.clone(),
+        closed: closed.clone(),
+        pause_after,
+    };
+    (h, lines, closed)
+}
+
+#[test]
+fn handler_consumes_the_buffer_in_place_and_sees_eof_then_close() {
+    let (mut io, mut net, id) = accepted(LoopConfig::default());
+    net.read_sizes = vec![3];
+    let (h, lines, closed) = upper(usize::MAX);
+    io.set_handler(id, Box::new(h)).unwrap();
+    assert_eq!(
+        io.read_bytes(id, 1, |_, _| {}),
+        Err(StreamError::ReadPending),
+        "one-shot reads and a handler are exclusive"
+    );
+    net.peer_send(id, b"ab\ncd\nef\n");
+    net.peer_shutdown(id);
+    assert!(net.run_until_idle(&mut io, false, 1000));
+    assert_eq!(*lines.borrow(), vec!["ab", "cd", "ef", "<eof>"]);
+    assert_eq!(net.take_output(id), b"AB\nCD\nEF\n");
+    assert_eq!(*closed.borrow(), vec![CloseReason::Eof]);
+}
+
+#[test]
+fn paused_handler_stops_reading_so_memory_stays_bounded() {
+    let config = LoopConfig {
+        max_buffer_size: 1 << 20,
+        read_chunk_size: 16,
+    };
+    let (mut io, mut net, id) = accepted(config);
+    let (h, lines, _) = upper(1);
+    io.set_handler(id, Box::new(h)).unwrap();
+    net.peer_send(id, &b"x\n".repeat(10_000));
+    assert!(net.run_until_idle(&mut io, false, 1000));
+    assert_eq!(lines.borrow().len(), 1);
+    assert!(!net.conn(id).interest.readable, "paused: no read interest");
+    assert!(
+        io.stream(id).unwrap().buffered() <= 32,
+        "only what was read before the pause"
+    );
+    assert!(
+        net.conn(id).inbound.len() > 19_000,
+        "the rest waits in the peer's socket"
+    );
+}
+
+#[test]
+fn a_panicking_handler_closes_only_its_stream() {
+    let (mut io, mut net, id) = accepted(LoopConfig::default());
+    let (h, lines, _) = upper(usize::MAX);
+    io.set_handler(id, Box::new(h)).unwrap();
+    net.peer_send(id, b"ok\npanic\nnever\n");
+    assert!(net.run_until_idle(&mut io, false, 1000));
+    assert_eq!(*lines.borrow(), vec!["ok"]);
+    assert_eq!(io.stats().callback_panics, 1);
+    assert!(net.conn(id).closed.is_some());
+}
