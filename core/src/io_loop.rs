@@ -341,6 +341,27 @@ impl std::fmt::Debug for Remote {
     }
 }
 
+/// A same-thread handle that queues callbacks onto its loop without `&mut IoLoop` (e.g. from a
+/// `Drop` impl); they run in a coming round. Not `Send`: use [`Remote`] across threads.
+#[derive(Clone)]
+pub struct LocalHandle {
+    queue: Rc<RefCell<Vec<(Callback, Origin)>>>,
+}
+
+impl LocalHandle {
+    /// Queues `f` for a coming round of the loop.
+    #[track_caller]
+    pub fn add_callback(&self, f: impl FnOnce(&mut IoLoop) + 'static) {
+        self.queue.borrow_mut().push((Box::new(f), Origin::here()));
+    }
+}
+
+impl std::fmt::Debug for LocalHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalHandle")
+    }
+}
+
 /// Tunables of a loop.
 #[derive(Clone, Copy, Debug)]
 pub struct LoopConfig {
@@ -389,6 +410,7 @@ pub struct IoLoop {
     periodics: Slab<PeriodicEntry>,
     actions: VecDeque<PendingAction>,
     remote: Arc<RemoteShared>,
+    local: LocalHandle,
     stopped: bool,
     slow: Option<SlowWarning>,
     stats: LoopStats,
@@ -418,6 +440,9 @@ impl IoLoop {
                 pending: AtomicBool::new(false),
                 waker: Mutex::new(None),
             }),
+            local: LocalHandle {
+                queue: Rc::default(),
+            },
             stopped: false,
             slow: None,
             stats: LoopStats::default(),
@@ -452,6 +477,11 @@ impl IoLoop {
         Remote {
             shared: self.remote.clone(),
         }
+    }
+
+    /// A same-thread handle for queuing callbacks where no `&mut IoLoop` is at hand.
+    pub fn local_handle(&self) -> LocalHandle {
+        self.local.clone()
     }
 
     /// The stream's buffers and state, for inspection.
@@ -822,6 +852,12 @@ impl IoLoop {
         Ok(())
     }
 
+    /// Runs the stream's handler again in the next round even if no byte arrived (e.g. after an
+    /// asynchronous response, to parse a pipelined request already buffered).
+    pub fn notify_handler(&mut self, id: StreamId) {
+        self.queue_readable(id);
+    }
+
     /// Pauses (`false`) or resumes (`true`) reading from the socket (flow control).
     pub fn set_reading(&mut self, id: StreamId, on: bool) {
         if let Some(entry) = self.entry_mut(id) {
@@ -920,7 +956,7 @@ impl IoLoop {
     /// Until when the driver may sleep: now if work is queued, else the earliest timer.
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if !self.callbacks.is_empty() || self.remote.pending.load(Ordering::Acquire) {
+        if self.has_pending_callbacks() {
             return Some(self.now);
         }
         self.timers.next_deadline()
@@ -928,7 +964,9 @@ impl IoLoop {
 
     /// True while callbacks wait to run (the driver must not sleep).
     pub fn has_pending_callbacks(&self) -> bool {
-        !self.callbacks.is_empty() || self.remote.pending.load(Ordering::Acquire)
+        !self.callbacks.is_empty()
+            || !self.local.queue.borrow().is_empty()
+            || self.remote.pending.load(Ordering::Acquire)
     }
 
     // ===== driver: inputs =====
@@ -1107,6 +1145,10 @@ impl IoLoop {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.handle_woken();
+        let local = std::mem::take(&mut *self.local.queue.borrow_mut());
+        for (callback, origin) in local {
+            self.push_task(origin, TaskKind::Call(callback));
+        }
         while let Some((_, action)) = self.timers.pop_expired(self.now) {
             match action {
                 TimerAction::Call(callback, origin) => {

@@ -28,6 +28,9 @@
 //!   ([`ServerConn::read_timeout`]) with a phase number; the glue arms one timer and calls
 //!   [`ServerConn::handle_timeout`] with that phase when it fires.
 //!
+//! [`HttpServer`] glues a `ServerConn` to each accepted stream of an `IoLoop` and hands
+//! requests to a [`Handler`], which answers through a [`Responder`].
+//!
 //! [`Request`] is the value the web layer gets (query and body arguments, cookies, remote
 //! ip after xheaders); [`HttpDate`] formats the cached `Date` header.
 
@@ -41,6 +44,7 @@ pub mod fuzz_entry;
 mod head;
 mod request;
 mod server;
+mod service;
 mod sink;
 
 pub use config::HttpConfig;
@@ -51,4 +55,5 @@ pub use framing::{ChunkedDecoder, Decoded};
 pub use head::{BodyFraming, RequestHead, MAX_HEADERS};
 pub use request::{Protocol, Request};
 pub use server::{AfterResponse, ReadTimeout, ServerConn, ServerEvent, TimeoutKind};
+pub use service::{Handler, HttpServer, Responder, ServerStats};
 pub use sink::{OutQueue, ResponseSink};

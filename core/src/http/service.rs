@@ -1,0 +1,521 @@
+//! `HttpServer`: serves HTTP/1.1 on IoLoop streams — Tornado's HTTPServer and
+//! HTTP1ServerConnection, gluing [`ServerConn`] to a stream through a [`StreamHandler`].
+//!
+//! It owns the per-connection cycle (read, dispatch to the application, write, time out,
+//! close); framing decisions stay in [`ServerConn`]. The application is a [`Handler`] that gets
+//! a [`Request`] and a [`Responder`], and answers now or later (from a timer, another
+//! callback). Request bodies are read whole, bounded by `max_body_size`, before the handler runs.
+
+use core::net::SocketAddr;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, StatusCode};
+
+use super::config::HttpConfig;
+use super::date::HttpDate;
+use super::error::{RequestError, SendError};
+use super::request::Request;
+use super::server::{AfterResponse, ServerConn, ServerEvent};
+use super::sink::OutQueue;
+use crate::error::{CloseReason, StreamError};
+use crate::io_loop::{
+    IoLoop, ListenOptions, ListenerId, LocalHandle, StreamHandler, StreamId, TimeoutHandle,
+};
+use crate::time::Instant;
+
+/// The application: answers each request through its [`Responder`], now or later.
+pub trait Handler: 'static {
+    /// Handles one request; the responder must eventually be finished (or dropped: then a 500
+    /// is sent if nothing was, else the connection closes).
+    fn handle(&self, io: &mut IoLoop, request: Request, responder: Responder);
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&mut IoLoop, Request, Responder) + 'static,
+{
+    fn handle(&self, io: &mut IoLoop, request: Request, responder: Responder) {
+        self(io, request, responder)
+    }
+}
+
+/// Counters of one server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Connections accepted so far.
+    pub connections: u64,
+    /// Connections open now.
+    pub open_connections: u64,
+    /// Requests handed to the application so far.
+    pub requests: u64,
+    /// Requests rejected as malformed (answered with a 4xx/5xx by the server itself).
+    pub bad_requests: u64,
+}
+
+/// State shared by every connection of one server.
+struct Shared {
+    config: Arc<HttpConfig>,
+    handler: Box<dyn Handler>,
+    date: RefCell<HttpDate>,
+    stats: Cell<ServerStats>,
+}
+
+impl Shared {
+    /// The cached `Date` value, rebuilt at most once per second of loop time.
+    fn date(&self, io: &IoLoop) -> std::cell::Ref<'_, HttpDate> {
+        let now = io.unix_time_secs();
+        if self.date.borrow().unix_secs() != now {
+            *self.date.borrow_mut() = HttpDate::from_unix_secs(now);
+        }
+        self.date.borrow()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut ServerStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+}
+
+/// An HTTP/1.1 server: `HttpServer::new(handler).listen(io, addr)`.
+#[derive(Clone)]
+pub struct HttpServer {
+    shared: Rc<Shared>,
+}
+
+impl HttpServer {
+    /// A server with Tornado's default limits.
+    pub fn new(handler: impl Handler) -> HttpServer {
+        HttpServer::with_config(HttpConfig::default(), handler)
+    }
+
+    /// A server with the given limits and options.
+    pub fn with_config(config: HttpConfig, handler: impl Handler) -> HttpServer {
+        HttpServer {
+            shared: Rc::new(Shared {
+                config: Arc::new(config),
+                handler: Box::new(handler),
+                date: RefCell::new(HttpDate::from_unix_secs(0)),
+                stats: Cell::new(ServerStats::default()),
+            }),
+        }
+    }
+
+    /// Listens at `addr` and serves every accepted connection.
+    #[track_caller]
+    pub fn listen(&self, io: &mut IoLoop, addr: SocketAddr, options: ListenOptions) -> ListenerId {
+        let server = self.clone();
+        io.listen(addr, options, move |io, stream, peer| {
+            server.serve_stream(io, stream, peer)
+        })
+    }
+
+    /// Serves HTTP on an already connected stream (e.g. one accepted elsewhere).
+    pub fn serve_stream(&self, io: &mut IoLoop, stream: StreamId, peer: SocketAddr) {
+        let conn = Rc::new(RefCell::new(Conn {
+            machine: ServerConn::new(self.shared.config.clone()),
+            out: OutQueue::new(),
+            stream,
+            peer,
+            request: None,
+            body: BytesMut::new(),
+            seq: 0,
+            responding: false,
+            timer: None,
+            armed_phase: None,
+            closed: false,
+        }));
+        let handler = ConnHandler {
+            conn: conn.clone(),
+            shared: self.shared.clone(),
+        };
+        if io.set_handler(stream, Box::new(handler)).is_err() {
+            io.close(stream);
+            return;
+        }
+        self.shared.update(|s| {
+            s.connections += 1;
+            s.open_connections += 1;
+        });
+        rearm_timeout(io, &conn);
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats.get()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HttpConfig {
+        &self.shared.config
+    }
+}
+
+/// One connection's state, shared by its stream handler and the request's responder.
+struct Conn {
+    machine: ServerConn,
+    out: OutQueue,
+    stream: StreamId,
+    peer: SocketAddr,
+    /// The request whose body is being read.
+    request: Option<Request>,
+    body: BytesMut,
+    /// Number of the request being answered, so a stale responder cannot answer another.
+    seq: u64,
+    /// The application holds a responder for request `seq`.
+    responding: bool,
+    timer: Option<(Instant, TimeoutHandle)>,
+    armed_phase: Option<(u64, Instant)>,
+    closed: bool,
+}
+
+impl Conn {
+    /// Moves serialised output to the stream's write queue (no copy).
+    fn flush_out(&mut self, io: &mut IoLoop) {
+        while let Some(bytes) = self.out.pop_front() {
+            if io.write(self.stream, bytes).is_err() {
+                self.out = OutQueue::new();
+                return;
+            }
+        }
+    }
+
+    /// Flushes, then closes the stream once everything is written.
+    fn close_after_flush(&mut self, io: &mut IoLoop) {
+        self.flush_out(io);
+        self.closed = true;
+        io.set_reading(self.stream, false);
+        let stream = self.stream;
+        let _ = io.flush(stream, move |io, _| io.close(stream));
+    }
+}
+
+/// The stream handler of one connection.
+struct ConnHandler {
+    conn: Rc<RefCell<Conn>>,
+    shared: Rc<Shared>,
+}
+
+impl StreamHandler for ConnHandler {
+    fn on_readable(&mut self, io: &mut IoLoop, _: StreamId, buf: &mut BytesMut, eof: bool) {
+        if eof {
+            self.conn.borrow_mut().machine.handle_eof();
+        }
+        drive(io, &self.conn, &self.shared, buf);
+        rearm_timeout(io, &self.conn);
+    }
+
+    fn on_close(&mut self, io: &mut IoLoop, _: StreamId, _: CloseReason) {
+        let mut conn = self.conn.borrow_mut();
+        conn.closed = true;
+        if let Some((_, handle)) = conn.timer.take() {
+            io.remove_timeout(handle);
+        }
+        self.shared.update(|s| s.open_connections -= 1);
+    }
+}
+
+/// Parses and dispatches everything `buf` holds, until the machine needs data or pauses.
+fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf: &mut BytesMut) {
+    loop {
+        let mut conn = conn_rc.borrow_mut();
+        if conn.closed {
+            return;
+        }
+        let event = conn.machine.poll_event(buf);
+        match event {
+            ServerEvent::Head(head) => {
+                let expect_continue = head.expect_continue;
+                let request = Request::new(head, conn.peer, false, &shared.config);
+                conn.request = Some(request);
+                if expect_continue {
+                    // The whole body is read before the handler runs, so invite it now.
+                    let Conn { machine, out, .. } = &mut *conn;
+                    machine.accept_body(out);
+                    conn.flush_out(io);
+                }
+            }
+            ServerEvent::Data(data) => {
+                if conn.body.is_empty() {
+                    conn.body = BytesMut::from(&data[..]);
+                } else {
+                    conn.body.extend_from_slice(&data);
+                }
+            }
+            ServerEvent::End(_trailers) => {
+                let Some(mut request) = conn.request.take() else {
+                    continue;
+                };
+                let body = conn.body.split().freeze();
+                if let Err(e) = request.set_body(body, &shared.config) {
+                    drop(conn);
+                    reject(io, conn_rc, shared, e);
+                    return;
+                }
+                conn.seq += 1;
+                conn.responding = true;
+                let responder = Responder {
+                    conn: Rc::downgrade(conn_rc),
+                    shared: shared.clone(),
+                    seq: conn.seq,
+                    started: false,
+                    done: false,
+                    local: io.local_handle(),
+                };
+                drop(conn);
+                shared.update(|s| s.requests += 1);
+                shared.handler.handle(io, request, responder);
+            }
+            ServerEvent::NeedData => {
+                io.set_reading(conn.stream, true);
+                return;
+            }
+            ServerEvent::Paused => {
+                // Pipelined bytes wait in the buffer (and the peer's socket) until the answer.
+                io.set_reading(conn.stream, false);
+                return;
+            }
+            ServerEvent::Error(e) => {
+                drop(conn);
+                reject(io, conn_rc, shared, e);
+                return;
+            }
+            ServerEvent::Closed | ServerEvent::Upgraded => {
+                conn.close_after_flush(io);
+                return;
+            }
+        }
+    }
+}
+
+/// Answers a malformed request with its status (when a response may still be sent), then closes.
+fn reject(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, error: RequestError) {
+    shared.update(|s| s.bad_requests += 1);
+    let mut conn = conn_rc.borrow_mut();
+    tracing::debug!(peer = %conn.peer, %error, "bad request");
+    if conn.machine.can_send_response() {
+        let date = shared.date(io);
+        let Conn { machine, out, .. } = &mut *conn;
+        let _ = machine.send_error(error.status(), Some(&date), out);
+    }
+    conn.close_after_flush(io);
+}
+
+/// Keeps one timer per connection armed at the earliest read deadline the machine reports.
+///
+/// Deadlines usually move later (each request restarts the idle clock), so the timer is left
+/// alone and, when it fires early, re-armed: no timer churn per request.
+fn rearm_timeout(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>) {
+    let mut conn = conn_rc.borrow_mut();
+    if conn.closed {
+        return;
+    }
+    let Some(t) = conn.machine.read_timeout() else {
+        conn.armed_phase = None;
+        return;
+    };
+    let deadline = match conn.armed_phase {
+        Some((phase, deadline)) if phase == t.phase => deadline,
+        _ => io.now() + t.after,
+    };
+    conn.armed_phase = Some((t.phase, deadline));
+    if conn.timer.is_some_and(|(at, _)| at <= deadline) {
+        return;
+    }
+    if let Some((_, old)) = conn.timer.take() {
+        io.remove_timeout(old);
+    }
+    let weak = Rc::downgrade(conn_rc);
+    let handle = io.call_at(deadline, move |io| on_timer(io, weak));
+    conn.timer = Some((deadline, handle));
+}
+
+fn on_timer(io: &mut IoLoop, weak: Weak<RefCell<Conn>>) {
+    let Some(conn_rc) = weak.upgrade() else {
+        return;
+    };
+    let mut conn = conn_rc.borrow_mut();
+    conn.timer = None;
+    match conn.armed_phase {
+        Some((phase, deadline)) if deadline <= io.now() => {
+            if conn.machine.handle_timeout(phase) {
+                tracing::debug!(peer = %conn.peer, "read timeout; closing");
+                conn.closed = true;
+                io.close(conn.stream);
+            }
+        }
+        _ => {
+            drop(conn);
+            rearm_timeout(io, &conn_rc);
+        }
+    }
+}
+
+/// Answers one request: whole (`respond`) or streamed (`start`, `write`, `flush`, `finish`).
+///
+/// Dropping it unfinished sends `500 Internal Server Error` if nothing was sent yet, else
+/// closes the connection (the response cannot be completed).
+pub struct Responder {
+    conn: Weak<RefCell<Conn>>,
+    shared: Rc<Shared>,
+    seq: u64,
+    started: bool,
+    done: bool,
+    local: LocalHandle,
+}
+
+impl Responder {
+    /// True while the connection is open (the client may have gone away).
+    pub fn is_connected(&self) -> bool {
+        self.conn.upgrade().is_some_and(|c| !c.borrow().closed)
+    }
+
+    /// Sends a whole response; `Content-Length` comes from `body` unless `headers` have one.
+    pub fn respond(
+        mut self,
+        io: &mut IoLoop,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
+        self.done = true;
+        let conn_rc = self.conn_for_response()?;
+        let result = {
+            let mut conn = conn_rc.borrow_mut();
+            let date = self.shared.date(io);
+            let Conn { machine, out, .. } = &mut *conn;
+            machine.send_full_response(status, headers, body.into(), Some(&date), out)
+        };
+        finish_cycle(io, &conn_rc, result)
+    }
+
+    /// Starts a streamed response (chunked on HTTP/1.1 unless `headers` give a length).
+    pub fn start(
+        &mut self,
+        io: &mut IoLoop,
+        status: StatusCode,
+        headers: &HeaderMap,
+    ) -> Result<(), SendError> {
+        let conn_rc = self.conn_for_response()?;
+        let mut conn = conn_rc.borrow_mut();
+        let date = self.shared.date(io);
+        let Conn { machine, out, .. } = &mut *conn;
+        machine.send_response(status, headers, Some(&date), out)?;
+        self.started = !status.is_informational();
+        conn.flush_out(io);
+        Ok(())
+    }
+
+    /// Writes a piece of a streamed body (queued on the stream without copying large pieces).
+    pub fn write(&mut self, io: &mut IoLoop, data: impl Into<Bytes>) -> Result<(), SendError> {
+        let conn_rc = self.conn_for_response()?;
+        let mut conn = conn_rc.borrow_mut();
+        let Conn { machine, out, .. } = &mut *conn;
+        machine.send_data(data.into(), out)?;
+        conn.flush_out(io);
+        Ok(())
+    }
+
+    /// Runs `on_flushed` once everything written so far has reached the socket (back-pressure).
+    #[track_caller]
+    pub fn flush(
+        &mut self,
+        io: &mut IoLoop,
+        on_flushed: impl FnOnce(&mut IoLoop, Result<(), StreamError>) + 'static,
+    ) -> Result<(), StreamError> {
+        let stream = self
+            .conn
+            .upgrade()
+            .map(|c| c.borrow().stream)
+            .ok_or(StreamError::Closed(CloseReason::Local))?;
+        io.flush(stream, on_flushed)
+    }
+
+    /// Ends a streamed response.
+    pub fn finish(mut self, io: &mut IoLoop) -> Result<(), SendError> {
+        self.done = true;
+        let conn_rc = self.conn_for_response()?;
+        let result = {
+            let mut conn = conn_rc.borrow_mut();
+            let Conn { machine, out, .. } = &mut *conn;
+            machine.send_end(out)
+        };
+        finish_cycle(io, &conn_rc, result)
+    }
+
+    fn conn_for_response(&self) -> Result<Rc<RefCell<Conn>>, SendError> {
+        let conn = self.conn.upgrade().ok_or(SendError::Closed)?;
+        let c = conn.borrow();
+        if c.closed || c.seq != self.seq || !c.responding {
+            return Err(SendError::Closed);
+        }
+        drop(c);
+        Ok(conn)
+    }
+}
+
+/// After a response ends: write it out, then read on (keep-alive) or close.
+fn finish_cycle(
+    io: &mut IoLoop,
+    conn_rc: &Rc<RefCell<Conn>>,
+    result: Result<AfterResponse, SendError>,
+) -> Result<(), SendError> {
+    let mut conn = conn_rc.borrow_mut();
+    conn.responding = false;
+    match result {
+        Ok(AfterResponse::KeepAlive) => {
+            conn.flush_out(io);
+            let stream = conn.stream;
+            io.set_reading(stream, true);
+            // A pipelined request may already be buffered: parse it in the next round.
+            io.notify_handler(stream);
+            drop(conn);
+            rearm_timeout(io, conn_rc);
+            Ok(())
+        }
+        Ok(AfterResponse::Close) => {
+            conn.close_after_flush(io);
+            Ok(())
+        }
+        Err(e) => {
+            conn.close_after_flush(io);
+            Err(e)
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let Some(conn_rc) = self.conn.upgrade() else {
+            return;
+        };
+        {
+            let mut conn = conn_rc.borrow_mut();
+            if conn.closed || conn.seq != self.seq || !conn.responding {
+                return;
+            }
+            conn.responding = false;
+            tracing::error!(peer = %conn.peer, "responder dropped before the response finished");
+        }
+        // No `&mut IoLoop` in `drop`: finish on the loop in the next round.
+        let (shared, started) = (self.shared.clone(), self.started);
+        self.local.add_callback(move |io| {
+            let mut conn = conn_rc.borrow_mut();
+            if conn.closed {
+                return;
+            }
+            if !started && conn.machine.can_send_response() {
+                let date = shared.date(io);
+                let Conn { machine, out, .. } = &mut *conn;
+                let _ = machine.send_error(StatusCode::INTERNAL_SERVER_ERROR, Some(&date), out);
+            }
+            conn.close_after_flush(io);
+        });
+    }
+}
