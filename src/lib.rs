@@ -8,3 +8,4 @@ pub use eddy_drivers as drivers;
 pub use eddy_sim as sim;
 
 pub mod echo;
+pub mod scenarios;

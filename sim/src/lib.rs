@@ -60,4 +60,4 @@ pub use seeds::{
     SeedSummary,
 };
 pub use trace::{Trace, TraceEvent, TraceHash, TraceKind};
-pub use world::{HostId, HostRef, RunReport, Sim, SimStats};
+pub use world::{take_last_trace, HostId, HostRef, RunReport, Sim, SimStats};

@@ -110,7 +110,7 @@ type Setup = Rc<RefCell<dyn FnMut(usize, &mut IoLoop)>>;
 
 const NO_END: u32 = u32::MAX;
 /// Loop steps at one virtual instant before the run is declared a livelock.
-const LIVELOCK_STEPS: u64 = 2_000_000;
+const LIVELOCK_STEPS: u64 = 50_000_000;
 
 struct HostMeta {
     name: String,
@@ -842,6 +842,25 @@ impl Sim {
     }
 }
 
+thread_local! {
+    static LAST_TRACE: RefCell<Option<Trace>> = const { RefCell::new(None) };
+}
+
+impl Drop for Sim {
+    /// Leaves a recorded trace behind for [`take_last_trace`], so a failed run can be exported.
+    fn drop(&mut self) {
+        if self.net.trace.is_some() {
+            let trace = self.report().trace;
+            LAST_TRACE.with(|t| *t.borrow_mut() = trace);
+        }
+    }
+}
+
+/// The recorded trace of the last world dropped on this thread (with recording on), if any.
+pub fn take_last_trace() -> Option<Trace> {
+    LAST_TRACE.with(|t| t.borrow_mut().take())
+}
+
 impl Net {
     // ===== small helpers =====
 
@@ -1353,17 +1372,15 @@ impl Net {
                 self.accept(end, io);
             }
         }
-        let spare = std::mem::take(&mut self.spare);
-        let mut ready = std::mem::replace(&mut self.loops[h as usize][lp as usize].ready, spare);
-        for &id in &ready {
-            self.ends[id as usize].queued = false;
-            self.service(id, io);
-        }
-        ready.clear();
-        self.spare = ready;
+        self.service_ready(h, lp, io);
         self.drain_actions(h, lp, io);
         io.handle_timeout(self.now + offset);
         self.drain_actions(h, lp, io);
+        // Write what the callbacks queued right away, as a real driver's write() tries to.
+        if !self.loops[h as usize][lp as usize].ready.is_empty() {
+            self.service_ready(h, lp, io);
+            self.drain_actions(h, lp, io);
+        }
 
         let panics = io.stats().callback_panics;
         let m = &mut self.loops[h as usize][lp as usize];
@@ -1398,6 +1415,18 @@ impl Net {
             }
         }
         Ok(())
+    }
+
+    /// Services every end on the loop's ready list (ends poked meanwhile wait for the next pass).
+    fn service_ready(&mut self, h: u32, lp: u32, io: &mut IoLoop) {
+        let spare = std::mem::take(&mut self.spare);
+        let mut ready = std::mem::replace(&mut self.loops[h as usize][lp as usize].ready, spare);
+        for &id in &ready {
+            self.ends[id as usize].queued = false;
+            self.service(id, io);
+        }
+        ready.clear();
+        self.spare = ready;
     }
 
     fn accept(&mut self, end: u32, io: &mut IoLoop) {

@@ -1,0 +1,67 @@
+//! Simulation scenarios: whole-system workloads run on `eddy-sim`, by name, for any seed.
+//!
+//! Each scenario builds its world from the seed, runs faults (safety: invariants are asserted
+//! while they run), heals, and requires the work to finish (liveness). Scenarios use only the
+//! `IoLoop` API and the services of this crate; they never touch a real socket or clock.
+
+use eddy_sim::{FaultConfig, RunReport, SimError};
+
+pub mod echo;
+pub mod timers;
+
+/// Knobs a caller (a test or `eddy sim`) may set for a scenario run.
+#[derive(Clone, Debug)]
+pub struct ScenarioOptions {
+    /// Faults for the run; `None`: drawn from the seed (swarm testing).
+    pub faults: Option<FaultConfig>,
+    /// Number of clients, for scenarios that have clients.
+    pub clients: usize,
+    /// Record the full trace into the report.
+    pub trace: bool,
+}
+
+impl Default for ScenarioOptions {
+    fn default() -> Self {
+        ScenarioOptions {
+            faults: None,
+            clients: 8,
+            trace: false,
+        }
+    }
+}
+
+/// A named scenario.
+pub struct Scenario {
+    /// The name used by `eddy sim --scenario`.
+    pub name: &'static str,
+    /// One line on what it checks.
+    pub about: &'static str,
+    /// Runs one seed.
+    pub run: fn(u64, &ScenarioOptions) -> Result<RunReport, SimError>,
+}
+
+/// Every scenario.
+pub fn all() -> &'static [Scenario] {
+    &[
+        Scenario {
+            name: "echo",
+            about: "clients send random bytes in random writes to eddy::echo; every byte comes back in order",
+            run: echo::run,
+        },
+        Scenario {
+            name: "buggy_echo",
+            about: "echo against a server with a planted bug (corrupts a 1-byte read after a 3 s pause); should fail",
+            run: echo::run_buggy,
+        },
+        Scenario {
+            name: "timers",
+            about: "hour-long timers and periodic callbacks fire exactly on time in virtual time",
+            run: timers::run,
+        },
+    ]
+}
+
+/// The scenario with this name.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    all().iter().find(|s| s.name == name)
+}
