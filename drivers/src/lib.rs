@@ -106,6 +106,9 @@ pub struct DriverConfig {
     pub accept_backoff_max: Duration,
     /// Close streams that failed with a reset or I/O error with SO_LINGER 0 (an RST).
     pub reset_on_error_close: bool,
+    /// Run a round of callbacks (and write its replies) after each ready socket rather than
+    /// once per batch of readiness: lower latency and better overlap with the peer.
+    pub round_per_event: bool,
     /// Set SO_REUSEPORT on every listener whatever its options say ([`spawn_threads`] does).
     pub force_reuse_port: bool,
     /// Settings of loops the crate creates itself ([`run_sync`], [`spawn_threads`]).
@@ -121,6 +124,7 @@ impl Default for DriverConfig {
             accept_backoff_min: Duration::from_millis(100),
             accept_backoff_max: Duration::from_secs(1),
             reset_on_error_close: true,
+            round_per_event: true,
             force_reuse_port: false,
             loop_config: LoopConfig::default(),
         }

@@ -563,6 +563,14 @@ impl<S: Selector> Reactor<S> {
         }
         for ev in events.drain(..) {
             self.dispatch(io, ev);
+            // Answer this socket before reading the next one: a reply goes out while the
+            // rest of the batch is read, so the peer works in parallel (tokio's interleaving
+            // of read and write per task). Rounds stay rounds: work a callback queues still
+            // waits for the next one.
+            if self.config.round_per_event && io.has_pending_callbacks() {
+                io.handle_timeout(self.clock.now());
+                self.perform_actions(io);
+            }
         }
         self.events = events;
         for i in 0..self.listeners.len() {
