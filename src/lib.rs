@@ -9,3 +9,4 @@ pub use eddy_sim as sim;
 
 pub mod echo;
 pub mod scenarios;
+pub mod server_args;
