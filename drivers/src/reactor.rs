@@ -290,7 +290,6 @@ impl<S: Selector> Reactor<S> {
                 return; // buffer full or not reading: keep read_ready for later
             };
             let result = sys::recv_into(&s.sock, &mut buf);
-            drop(buf);
             match result {
                 Ok((0, _)) => {
                     s.read_ready = false;
