@@ -8,5 +8,6 @@ pub use eddy_drivers as drivers;
 pub use eddy_sim as sim;
 
 pub mod echo;
+pub mod http_echo;
 pub mod scenarios;
 pub mod server_args;
