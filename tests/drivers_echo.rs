@@ -247,3 +247,42 @@ fn wait_all_closed(io: &mut IoLoop) {
         io.call_later(Duration::from_millis(5), wait_all_closed);
     }
 }
+
+#[test]
+fn data_left_when_the_read_buffer_filled_is_read_later_without_a_new_edge() {
+    // The server reads nothing for 200 ms: read-ahead fills one chunk and stops, the rest
+    // sits in the kernel, and the client sends nothing more. An edge-triggered driver that
+    // forgot the socket was still readable would hang here.
+    const N: usize = 600 * 1024;
+    for backend in backends() {
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        run_pair(
+            backend,
+            move |io, addr| {
+                io.listen(addr, ListenOptions::default(), move |io, id, _| {
+                    let g = g.clone();
+                    io.call_later(Duration::from_millis(200), move |io| {
+                        io.read_bytes(id, N, move |io, r| {
+                            *g.borrow_mut() = Some(r);
+                            io.stop();
+                        })
+                        .unwrap();
+                    });
+                })
+            },
+            move |io, addr| {
+                io.connect(addr, None, move |io, r| {
+                    let id = r.unwrap();
+                    io.write(id, pattern(3, N)).unwrap();
+                });
+            },
+            LIMIT,
+        );
+        let got = got.borrow_mut().take().expect("server read");
+        assert!(
+            got.expect("read") == pattern(3, N),
+            "[{backend:?}] bytes differ"
+        );
+    }
+}

@@ -26,6 +26,7 @@
 //! SO_LINGER 0 (an RST, no TIME_WAIT) unless [`DriverConfig::reset_on_error_close`] is off;
 //! every other close is an orderly FIN.
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod clock;
 mod error;
