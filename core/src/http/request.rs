@@ -5,6 +5,8 @@
 //! head's shared bytes, so building a `Request` allocates nothing beyond the head itself.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Weak;
 
 use bytes::Bytes;
 use core::net::{IpAddr, SocketAddr};
@@ -56,6 +58,26 @@ pub struct Request {
     pub remote_ip: IpAddr,
     /// http or https, as seen by the client.
     pub protocol: Protocol,
+    /// Where the header map goes back for reuse when the request is dropped (server only).
+    recycle: Option<HeaderSlot>,
+}
+
+/// A connection's spare header map; a dropped [`Request`] refills it so the next request
+/// parses into the same allocation (keeps the keep-alive path allocation-free).
+pub(crate) type HeaderSlot = Weak<RefCell<Option<HeaderMap>>>;
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        let Some(slot) = self.recycle.take().and_then(|w| w.upgrade()) else {
+            return;
+        };
+        let mut spare = slot.borrow_mut();
+        if spare.is_none() {
+            let mut headers = std::mem::take(&mut self.headers);
+            headers.clear();
+            *spare = Some(headers);
+        }
+    }
 }
 
 impl Request {
@@ -77,11 +99,17 @@ impl Request {
             remote_addr,
             remote_ip: remote_addr.ip(),
             protocol: if tls { Protocol::Https } else { Protocol::Http },
+            recycle: None,
         };
         if config.xheaders {
             request.apply_xheaders(&config.trusted_downstream);
         }
         request
+    }
+
+    /// Hands the header map back to `slot` when this request is dropped.
+    pub(crate) fn recycle_headers_into(&mut self, slot: HeaderSlot) {
+        self.recycle = Some(slot);
     }
 
     /// Tornado's `_apply_xheaders`: `X-Real-Ip`, else the last untrusted `X-Forwarded-For`

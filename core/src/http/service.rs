@@ -127,6 +127,7 @@ impl HttpServer {
             timer: None,
             armed_phase: None,
             closed: false,
+            spare_headers: Rc::default(),
         }));
         let handler = ConnHandler {
             conn: conn.clone(),
@@ -170,6 +171,8 @@ struct Conn {
     timer: Option<(Instant, TimeoutHandle)>,
     armed_phase: Option<(u64, Instant)>,
     closed: bool,
+    /// Filled by a dropped `Request`; handed to the machine for the next head.
+    spare_headers: Rc<RefCell<Option<HeaderMap>>>,
 }
 
 impl Conn {
@@ -225,11 +228,16 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
         if conn.closed {
             return;
         }
+        let spare = conn.spare_headers.borrow_mut().take();
+        if let Some(headers) = spare {
+            conn.machine.recycle_headers(headers);
+        }
         let event = conn.machine.poll_event(buf);
         match event {
             ServerEvent::Head(head) => {
                 let expect_continue = head.expect_continue;
-                let request = Request::new(head, conn.peer, false, &shared.config);
+                let mut request = Request::new(head, conn.peer, false, &shared.config);
+                request.recycle_headers_into(Rc::downgrade(&conn.spare_headers));
                 conn.request = Some(request);
                 if expect_continue {
                     // The whole body is read before the handler runs, so invite it now.
