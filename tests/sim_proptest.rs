@@ -46,7 +46,8 @@ fn step(io: &mut IoLoop, s: StreamId, work: Workload, i: usize) {
         return;
     };
     io.call_later(Duration::from_millis(pause_ms), move |io| {
-        io.write(s, vec![i as u8; len]).expect("fragile client: write failed");
+        io.write(s, vec![i as u8; len])
+            .expect("fragile client: write failed");
         io.read_bytes(s, len, move |io, r| {
             let got = r.expect("fragile client: connection failed");
             assert!(got.iter().all(|&b| b == i as u8));
@@ -63,7 +64,8 @@ fn a_failing_fault_plan_shrinks_to_one_connection_breaking_fault() {
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner = TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
     let strategy = (workload(), fault_plan(2, Duration::from_secs(10), 8));
     let result = runner.run(&strategy, |(work, plan)| {
         fragile_run(&work, &plan).map_err(|e| TestCaseError::fail(e.to_string()))?;

@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration as WallDuration, Instant as WallInstant};
 
+/// A progress callback: (seeds done, seeds in total, seeds failed).
+pub type Progress = Box<dyn Fn(u64, u64, u64) + Sync>;
+
 /// How to run a range of seeds.
 pub struct SeedRun {
     /// Worker threads (default: available cores).
@@ -20,7 +23,7 @@ pub struct SeedRun {
     /// Prints the command that replays a failing seed (default: [`replay_command`]).
     pub replay: Box<dyn Fn(u64) -> String + Sync>,
     /// Called (from worker threads) after every finished seed with (done, total, failed).
-    pub progress: Option<Box<dyn Fn(u64, u64, u64) + Sync>>,
+    pub progress: Option<Progress>,
 }
 
 impl Default for SeedRun {

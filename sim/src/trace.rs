@@ -203,7 +203,9 @@ impl Trace {
     /// Chrome trace-event JSON (`chrome://tracing`, Perfetto): a process per host, a thread
     /// per loop and per stream, instant events; faults are global instants in category "fault".
     pub fn to_chrome_json(&self) -> String {
-        let mut tids: BTreeMap<(u32, u32, Option<(u32, u32)>), u32> = BTreeMap::new();
+        // One track per (host, loop, stream slot and generation).
+        type Track = (u32, u32, Option<(u32, u32)>);
+        let mut tids: BTreeMap<Track, u32> = BTreeMap::new();
         for e in &self.events {
             let key = (e.host, e.lp, e.stream.map(|s| (s.index(), s.generation())));
             let next = tids.len() as u32 + 1;

@@ -1679,7 +1679,8 @@ impl Net {
         };
         let gen = self.loops[h as usize][lp as usize].gen;
         let list = self.listeners.entry((h, port)).or_default();
-        if !list.is_empty() && !(reuse && list.iter().all(|l| l.reuse)) {
+        let shared = reuse && list.iter().all(|l| l.reuse);
+        if !list.is_empty() && !shared {
             io.handle_listening(listener, Err(io::ErrorKind::AddrInUse));
             self.record(h, lp, None, TraceKind::ListenFailed, u64::from(port));
             return;

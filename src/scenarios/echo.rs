@@ -8,7 +8,9 @@
 //! client finishes (completes or learns its connection was cut) within a bounded virtual time.
 
 use super::ScenarioOptions;
-use crate::core::{CloseReason, Duration, IoLoop, ListenOptions, ListenerId, StreamError, StreamId};
+use crate::core::{
+    CloseReason, Duration, IoLoop, ListenOptions, ListenerId, StreamError, StreamId,
+};
 use eddy_sim::{RunReport, Sim, SimError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -162,7 +164,9 @@ pub fn run_with_server(
                     message: format!("client{c} was cut ({why}) though no fault cut connections"),
                 })
             }
-            Outcome::Cut(why) if why.contains("refused") && injected_refusals == 0.0 && stats.crashes == 0 => {
+            Outcome::Cut(why)
+                if why.contains("refused") && injected_refusals == 0.0 && stats.crashes == 0 =>
+            {
                 return Err(SimError::Invariant {
                     seed,
                     message: format!("client{c} was refused though the server always listened"),
@@ -218,10 +222,16 @@ fn start_client(io: &mut IoLoop, addr: SocketAddr, plan: Vec<Write>, log: Rc<Ref
                             if l.got.len() == l.sent.len() {
                                 Outcome::Complete
                             } else {
-                                Outcome::Cut(format!("eof after {} of {} bytes", l.got.len(), l.sent.len()))
+                                Outcome::Cut(format!(
+                                    "eof after {} of {} bytes",
+                                    l.got.len(),
+                                    l.sent.len()
+                                ))
                             }
                         }
-                        Err(StreamError::Closed(CloseReason::Refused)) => Outcome::Cut("refused".into()),
+                        Err(StreamError::Closed(CloseReason::Refused)) => {
+                            Outcome::Cut("refused".into())
+                        }
                         Err(e) => Outcome::Cut(e.to_string()),
                     }
                 };

@@ -24,7 +24,8 @@ pub fn run(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
                 let late = late.clone();
                 io.call_at(due, move |io| {
                     if io.now() != due {
-                        late.borrow_mut().push(format!("timer due {due:?} ran at {:?}", io.now()));
+                        late.borrow_mut()
+                            .push(format!("timer due {due:?} ran at {:?}", io.now()));
                     }
                 });
             }
@@ -34,7 +35,8 @@ pub fn run(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
                 ticks += 1;
                 let due = Instant::ZERO + Duration::from_secs(ticks * 3600);
                 if io.now() != due {
-                    late.borrow_mut().push(format!("tick {ticks} due {due:?} ran at {:?}", io.now()));
+                    late.borrow_mut()
+                        .push(format!("tick {ticks} due {due:?} ran at {:?}", io.now()));
                 }
             });
             io.call_later(Duration::from_secs(25 * 3600), move |io| {
