@@ -5,11 +5,14 @@
 # time, alternating eddy/tokio per scenario. Scenarios:
 #   echo    CONNS persistent connections doing 64-byte round trips   -> round trips/s
 #   accept  ACCEPT_CONNS workers doing connect + 1 round trip + close -> connections/s
-# Environment: SECS (per scenario, default 10), CONNS (50), ACCEPT_CONNS (8),
+# With ROUNDS > 1 each scenario alternates eddy/tokio ROUNDS times and the table shows the
+# median of each (a shared machine is noisy; the median of alternating runs resists drift).
+# Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), ACCEPT_CONNS (8),
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Loopback only; every run ends by itself.
 set -euo pipefail
 
 SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-1}
 CONNS=${CONNS:-50}
 ACCEPT_CONNS=${ACCEPT_CONNS:-8}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,13 +56,21 @@ run_one() {
     echo "${rate:-0}"
 }
 
-declare -A result
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+declare -A result runs
 for scenario in echo accept; do
     conns=$CONNS
     [[ $scenario == accept ]] && conns=$ACCEPT_CONNS
+    for round in $(seq 1 "$ROUNDS"); do
+        for server in eddy tokio; do
+            echo "round $round: $scenario on $server ($conns conns, ${SECS}s)..." >&2
+            runs[$scenario,$server]+=" $(run_one "$server" "$scenario" "$conns")"
+        done
+    done
     for server in eddy tokio; do
-        echo "running $scenario on $server ($conns conns, ${SECS}s)..." >&2
-        result[$scenario,$server]=$(run_one "$server" "$scenario" "$conns")
+        result[$scenario,$server]=$(echo "${runs[$scenario,$server]}" | median)
+        echo "  $scenario $server runs:${runs[$scenario,$server]}" >&2
     done
 done
 
