@@ -34,6 +34,7 @@
 //! [`Request`] is the value the web layer gets (query and body arguments, cookies, remote
 //! ip after xheaders); [`HttpDate`] formats the cached `Date` header.
 
+pub mod client;
 mod config;
 mod date;
 mod error;
@@ -47,6 +48,10 @@ mod server;
 mod service;
 mod sink;
 
+pub use client::{
+    ClientConfig, ClientConn, ClientEvent, ClientStats, FetchResult, HttpClient, HttpError,
+    HttpRequest, HttpResponse, ResponseError, ResponseHead, TimeoutPhase,
+};
 pub use config::HttpConfig;
 pub use date::HttpDate;
 pub use error::{RequestError, SendError};

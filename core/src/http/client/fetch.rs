@@ -1,0 +1,1176 @@
+//! `HttpClient`: Tornado's `simple_httpclient` on an IoLoop — fetches with time-outs,
+//! redirects, gzip, streaming bodies, a keep-alive pool and a `max_clients` queue.
+//!
+//! Pure glue, like `HttpServer`: framing stays in [`ClientConn`]; this module owns the
+//! request's life (queue → connect → send → read → redirect → one callback). It never does
+//! I/O itself and resolves no names: see [`HttpClient::with_resolver`].
+
+use core::net::SocketAddr;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::io::Write;
+use std::rc::{Rc, Weak};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, ACCEPT_ENCODING, CONTENT_ENCODING, LOCATION, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+
+use super::conn::{
+    ClientConn, ClientConnConfig, ClientEvent, RequestBody, RequestLine, RequestSendError,
+    ResponseError, ResponseHead,
+};
+use super::url::{join_location, parse_url, Target};
+use crate::error::{CloseReason, StreamError};
+use crate::http::sink::OutQueue;
+use crate::io_loop::{IoLoop, StreamHandler, StreamId, TimeoutHandle};
+use crate::time::{Duration, Instant};
+
+/// Called with each piece of the (decompressed) body as it arrives, instead of buffering it.
+pub type ChunkCallback = Box<dyn FnMut(&mut IoLoop, Bytes)>;
+
+/// Resolves a host name to an address for the client (the core has no DNS of its own).
+pub type Resolver = Rc<dyn Fn(&str, u16) -> Option<SocketAddr>>;
+
+/// The one answer every fetch gets.
+pub type FetchResult = Result<HttpResponse, HttpError>;
+
+type FetchCallback = Box<dyn FnOnce(&mut IoLoop, FetchResult)>;
+
+/// One request to fetch, with Tornado's `HTTPRequest` options and defaults.
+pub struct HttpRequest {
+    /// The method (GET by default).
+    pub method: Method,
+    /// An absolute `http://` URL.
+    pub url: String,
+    /// Extra header fields (Host, Content-Length and Transfer-Encoding are set by the client).
+    pub headers: HeaderMap,
+    /// The request body, sent with Content-Length (empty: none).
+    pub body: Bytes,
+    /// Longest wait for the TCP connection (default 20 s); `None`: no limit.
+    pub connect_timeout: Option<Duration>,
+    /// Longest wait for the whole response of one hop, connect included (default 20 s).
+    pub request_timeout: Option<Duration>,
+    /// Follow 301/302/303/307/308 responses that carry a Location (default true).
+    pub follow_redirects: bool,
+    /// Most redirects followed before failing with [`HttpError::TooManyRedirects`] (default 5).
+    pub max_redirects: u32,
+    /// Largest body accepted, before and after decompression (default 100 MiB).
+    pub max_body_size: u64,
+    /// Send `Accept-Encoding: gzip` and decompress gzip bodies (default true).
+    pub decompress_response: bool,
+    /// Turn non-2xx final responses into [`HttpError::Status`] (default true, as Tornado's
+    /// `raise_error`); false delivers every response as `Ok`.
+    pub error_for_status: bool,
+    /// Streams the body to this callback instead of collecting it in [`HttpResponse::body`].
+    pub on_chunk: Option<ChunkCallback>,
+}
+
+impl HttpRequest {
+    /// A request with Tornado's defaults.
+    pub fn new(method: Method, url: impl Into<String>) -> HttpRequest {
+        HttpRequest {
+            method,
+            url: url.into(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            connect_timeout: Some(Duration::from_secs(20)),
+            request_timeout: Some(Duration::from_secs(20)),
+            follow_redirects: true,
+            max_redirects: 5,
+            max_body_size: 100 * 1024 * 1024,
+            decompress_response: true,
+            error_for_status: true,
+            on_chunk: None,
+        }
+    }
+
+    /// A GET request with the defaults.
+    pub fn get(url: impl Into<String>) -> HttpRequest {
+        HttpRequest::new(Method::GET, url)
+    }
+
+    /// Adds a header field (builder style); invalid names or values are ignored with a warning.
+    pub fn header(mut self, name: &str, value: &str) -> HttpRequest {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+            }
+            _ => tracing::warn!(name, "ignoring invalid request header"),
+        }
+        self
+    }
+
+    /// Sets the body (builder style).
+    pub fn body(mut self, body: impl Into<Bytes>) -> HttpRequest {
+        self.body = body.into();
+        self
+    }
+}
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("follow_redirects", &self.follow_redirects)
+            .field("max_redirects", &self.max_redirects)
+            .field("max_body_size", &self.max_body_size)
+            .field("decompress_response", &self.decompress_response)
+            .field("error_for_status", &self.error_for_status)
+            .field("streaming", &self.on_chunk.is_some())
+            .finish()
+    }
+}
+
+/// A final response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: StatusCode,
+    /// The reason phrase as the server sent it.
+    pub reason: String,
+    /// The server's HTTP version.
+    pub version: Version,
+    /// The header fields (after gzip decoding, `Content-Encoding` is renamed
+    /// `X-Consumed-Content-Encoding`, as Tornado does).
+    pub headers: HeaderMap,
+    /// Chunked trailer fields, if any.
+    pub trailers: Option<HeaderMap>,
+    /// The body (empty when it was streamed to `on_chunk`).
+    pub body: Bytes,
+    /// The URL that answered (after redirects).
+    pub effective_url: String,
+    /// Redirects followed to get here.
+    pub redirects: u32,
+    /// True if the final hop ran on a pooled keep-alive connection.
+    pub reused_connection: bool,
+    /// Loop time from the start of processing (after queueing) to the end of the final hop.
+    pub request_time: Duration,
+}
+
+/// Which time-out fired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// Waiting for a free slot under `max_clients`.
+    Queue,
+    /// Connecting (`connect_timeout`).
+    Connect,
+    /// The request as a whole (`request_timeout`).
+    Request,
+}
+
+impl fmt::Display for TimeoutPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutPhase::Queue => "while queued (max_clients)",
+            TimeoutPhase::Connect => "while connecting",
+            TimeoutPhase::Request => "waiting for the response",
+        })
+    }
+}
+
+/// Why a fetch failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// A non-2xx final response, with `error_for_status` on; the response is kept.
+    #[error("HTTP {0}")]
+    Status(StatusCode, Box<HttpResponse>),
+    /// A time-out fired.
+    #[error("timed out {phase}")]
+    Timeout {
+        /// Which one.
+        phase: TimeoutPhase,
+    },
+    /// Nobody listens at the address (ECONNREFUSED).
+    #[error("connection refused")]
+    ConnectionRefused,
+    /// The server reset the connection.
+    #[error("connection reset by peer")]
+    ConnectionReset,
+    /// The server closed the connection before the response was complete.
+    #[error("connection closed before the response was complete")]
+    ConnectionClosed,
+    /// The connection failed for another reason.
+    #[error("connection failed: {0}")]
+    Connect(CloseReason),
+    /// The URL cannot be fetched (not `http://`, malformed).
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given (or as redirected to).
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The host is not an IP literal or `localhost` and no resolver knows it.
+    #[error("cannot resolve host {0:?} (the core client resolves only IP literals and localhost; install a resolver)")]
+    UnresolvedHost(String),
+    /// The request cannot be serialised (e.g. an invalid request-target).
+    #[error("invalid request: {0}")]
+    InvalidRequest(RequestSendError),
+    /// The body exceeds `max_body_size` (declared, received or decompressed).
+    #[error("response body larger than max_body_size ({limit} bytes)")]
+    BodyTooLarge {
+        /// The limit.
+        limit: u64,
+    },
+    /// More than `max_redirects` redirects.
+    #[error("stopped after {max} redirects")]
+    TooManyRedirects {
+        /// The limit.
+        max: u32,
+    },
+    /// The response broke HTTP/1.1 framing or syntax.
+    #[error("protocol error: {0}")]
+    Protocol(ResponseError),
+    /// A gzip body could not be decompressed.
+    #[error("response body is not valid gzip")]
+    Decompress,
+}
+
+impl HttpError {
+    /// The response, for [`HttpError::Status`].
+    pub fn response(&self) -> Option<&HttpResponse> {
+        match self {
+            HttpError::Status(_, r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Settings shared by every fetch of one client (Tornado's `AsyncHTTPClient` arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// Most requests in progress at once; more wait in a queue (default 10).
+    pub max_clients: usize,
+    /// Most idle keep-alive connections kept per address (default 10).
+    pub max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept (default 60 s).
+    pub idle_timeout: Duration,
+    /// Largest response head (default 64 KiB).
+    pub max_header_size: usize,
+    /// Largest chunk-size line of a chunked body.
+    pub max_chunk_line_size: usize,
+    /// Largest trailer section of a chunked body.
+    pub max_trailer_size: usize,
+    /// `User-Agent` sent unless the request has one (`None`: none).
+    pub user_agent: Option<String>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            max_clients: 10,
+            max_idle_per_host: 10,
+            idle_timeout: Duration::from_secs(60),
+            max_header_size: 64 * 1024,
+            max_chunk_line_size: 4096,
+            max_trailer_size: 16 * 1024,
+            user_agent: Some(concat!("eddy/", env!("CARGO_PKG_VERSION")).to_owned()),
+        }
+    }
+}
+
+/// Counters of one client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Fetches started (each redirect hop counts once more in `requests_sent`).
+    pub fetches: u64,
+    /// Requests written (hops and retries included).
+    pub requests_sent: u64,
+    /// TCP connections opened.
+    pub connections_opened: u64,
+    /// Requests sent on a pooled connection.
+    pub reused: u64,
+    /// Requests retried on a fresh connection after a pooled one turned out closed.
+    pub retried: u64,
+    /// Fetches holding a `max_clients` slot now.
+    pub active: usize,
+    /// Fetches waiting for a slot now.
+    pub queued: usize,
+    /// Idle pooled connections now.
+    pub idle: usize,
+}
+
+/// An HTTP/1.1 client on an [`IoLoop`] (Tornado's `simple_httpclient`); clone to share.
+#[derive(Clone)]
+pub struct HttpClient {
+    shared: Rc<Shared>,
+}
+
+struct Shared {
+    config: ClientConfig,
+    resolver: Option<Resolver>,
+    state: RefCell<PoolState>,
+    stats: Cell<ClientStats>,
+}
+
+#[derive(Default)]
+struct PoolState {
+    active: usize,
+    queue: VecDeque<Rc<RefCell<Fetch>>>,
+    idle: HashMap<SocketAddr, Vec<Rc<RefCell<Connection>>>>,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut ClientStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+}
+
+/// One fetch in progress (all hops of it).
+struct Fetch {
+    req: HttpRequest,
+    target: Option<Target>,
+    callback: Option<FetchCallback>,
+    done: bool,
+    has_slot: bool,
+    queue_timer: Option<TimeoutHandle>,
+    request_timer: Option<TimeoutHandle>,
+    connecting: Option<StreamId>,
+    conn: Option<Rc<RefCell<Connection>>>,
+    reused: bool,
+    retried: bool,
+    head: Option<ResponseHead>,
+    body: BytesMut,
+    body_len: u64,
+    /// The body is gzip and is decoded (the decoder starts at the first byte).
+    gzip: bool,
+    gunzip: Option<flate2::write::GzDecoder<Vec<u8>>>,
+    redirect_to: Option<String>,
+    redirects: u32,
+    started: Instant,
+}
+
+/// One TCP connection of the pool; its handler lives as long as the stream.
+struct Connection {
+    stream: StreamId,
+    addr: SocketAddr,
+    machine: ClientConn,
+    out: OutQueue,
+    fetch: Option<Rc<RefCell<Fetch>>>,
+    idle_timer: Option<TimeoutHandle>,
+    closed: bool,
+}
+
+impl HttpClient {
+    /// A client with the given settings that resolves only IP literals and `localhost`.
+    pub fn new(config: ClientConfig) -> HttpClient {
+        HttpClient::build(config, None)
+    }
+
+    /// A client that asks `resolver` for host names that are not IP literals or `localhost`.
+    ///
+    /// The resolver runs on the loop's thread and blocks it while it works: a driver-side
+    /// caller (the CLI) passes `std::net::ToSocketAddrs`; a server should pre-resolve.
+    pub fn with_resolver(config: ClientConfig, resolver: Resolver) -> HttpClient {
+        HttpClient::build(config, Some(resolver))
+    }
+
+    fn build(config: ClientConfig, resolver: Option<Resolver>) -> HttpClient {
+        HttpClient {
+            shared: Rc::new(Shared {
+                config,
+                resolver,
+                state: RefCell::new(PoolState::default()),
+                stats: Cell::new(ClientStats::default()),
+            }),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.config
+    }
+
+    /// Counters (active, queued and idle are current values).
+    pub fn stats(&self) -> ClientStats {
+        let mut s = self.shared.stats.get();
+        let st = self.shared.state.borrow();
+        s.active = st.active;
+        s.queued = st.queue.len();
+        s.idle = st.idle.values().map(Vec::len).sum();
+        s
+    }
+
+    /// Closes every idle pooled connection.
+    pub fn close_idle(&self, io: &mut IoLoop) {
+        let idle: Vec<_> = self
+            .shared
+            .state
+            .borrow_mut()
+            .idle
+            .drain()
+            .flat_map(|(_, v)| v)
+            .collect();
+        for conn in idle {
+            close_conn(io, &conn);
+        }
+    }
+
+    /// Fetches `request`; `callback` runs exactly once, in a later round, with the outcome.
+    ///
+    /// Beyond `max_clients` requests in progress the fetch waits in a queue, for at most
+    /// the smaller of its `connect_timeout` and `request_timeout`.
+    pub fn fetch(
+        &self,
+        io: &mut IoLoop,
+        request: HttpRequest,
+        callback: impl FnOnce(&mut IoLoop, FetchResult) + 'static,
+    ) {
+        self.shared.update(|s| s.fetches += 1);
+        let queue_limit = match (request.connect_timeout, request.request_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let fetch = Rc::new(RefCell::new(Fetch {
+            req: request,
+            target: None,
+            callback: Some(Box::new(callback)),
+            done: false,
+            has_slot: false,
+            queue_timer: None,
+            request_timer: None,
+            connecting: None,
+            conn: None,
+            reused: false,
+            retried: false,
+            head: None,
+            body: BytesMut::new(),
+            body_len: 0,
+            gzip: false,
+            gunzip: None,
+            redirect_to: None,
+            redirects: 0,
+            started: io.now(),
+        }));
+        let full = {
+            let st = self.shared.state.borrow();
+            st.active >= self.shared.config.max_clients.max(1)
+        };
+        if full {
+            if let Some(limit) = queue_limit {
+                let weak = Rc::downgrade(&fetch);
+                let shared = self.shared.clone();
+                let t = io.call_later(limit, move |io| {
+                    let Some(fetch) = weak.upgrade() else { return };
+                    fetch.borrow_mut().queue_timer = None;
+                    shared
+                        .state
+                        .borrow_mut()
+                        .queue
+                        .retain(|f| !Rc::ptr_eq(f, &fetch));
+                    let phase = TimeoutPhase::Queue;
+                    finish(io, &shared, &fetch, Err(HttpError::Timeout { phase }));
+                });
+                fetch.borrow_mut().queue_timer = Some(t);
+            }
+            self.shared.state.borrow_mut().queue.push_back(fetch);
+            return;
+        }
+        // Start in the next round: the callback must never run before `fetch` returns.
+        self.shared.state.borrow_mut().active += 1;
+        fetch.borrow_mut().has_slot = true;
+        let shared = self.shared.clone();
+        io.add_callback(move |io| start(io, &shared, &fetch));
+    }
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("config", &self.shared.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Starts processing a fetch that holds a slot: arms the request time-out, begins a hop.
+fn start(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>) {
+    if fetch_rc.borrow().done {
+        return;
+    }
+    fetch_rc.borrow_mut().started = io.now();
+    begin_hop(io, shared, fetch_rc);
+}
+
+/// Begins one hop: parses the URL, arms the request timer, takes a pooled connection or
+/// connects.
+fn begin_hop(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>) {
+    let (url, request_timeout) = {
+        let f = fetch_rc.borrow();
+        (f.req.url.clone(), f.req.request_timeout)
+    };
+    let target = match parse_url(&url) {
+        Ok(t) => t,
+        Err(reason) => {
+            let e = HttpError::InvalidUrl { url, reason };
+            return finish(io, shared, fetch_rc, Err(e));
+        }
+    };
+    let addr = match target.literal_addr {
+        Some(a) => Some(a),
+        None => shared
+            .resolver
+            .as_ref()
+            .and_then(|r| r(&target.host, target.port)),
+    };
+    let Some(addr) = addr else {
+        let e = HttpError::UnresolvedHost(target.host);
+        return finish(io, shared, fetch_rc, Err(e));
+    };
+    {
+        let mut f = fetch_rc.borrow_mut();
+        f.target = Some(target);
+        if let Some(old) = f.request_timer.take() {
+            io.remove_timeout(old);
+        }
+    }
+    if let Some(limit) = request_timeout {
+        let weak = Rc::downgrade(fetch_rc);
+        let sh = shared.clone();
+        let t = io.call_later(limit, move |io| {
+            let Some(fetch) = weak.upgrade() else { return };
+            fetch.borrow_mut().request_timer = None;
+            let phase = TimeoutPhase::Request;
+            finish(io, &sh, &fetch, Err(HttpError::Timeout { phase }));
+        });
+        fetch_rc.borrow_mut().request_timer = Some(t);
+    }
+    if let Some(conn) = take_idle(io, shared, addr) {
+        fetch_rc.borrow_mut().reused = true;
+        shared.update(|s| s.reused += 1);
+        return send_on(io, shared, fetch_rc, conn);
+    }
+    connect(io, shared, fetch_rc, addr);
+}
+
+/// Opens a fresh connection for the fetch's current hop.
+fn connect(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, addr: SocketAddr) {
+    let timeout = fetch_rc.borrow().req.connect_timeout;
+    fetch_rc.borrow_mut().reused = false;
+    let weak = Rc::downgrade(fetch_rc);
+    let sh = shared.clone();
+    let id = io.connect(addr, timeout, move |io, result| {
+        on_connected(io, &sh, weak, addr, result)
+    });
+    fetch_rc.borrow_mut().connecting = Some(id);
+}
+
+fn on_connected(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    weak: Weak<RefCell<Fetch>>,
+    addr: SocketAddr,
+    result: Result<StreamId, StreamError>,
+) {
+    let fetch_rc = weak.upgrade();
+    let live = fetch_rc.as_ref().filter(|f| {
+        let f = f.borrow();
+        !f.done && result.as_ref().map_or(true, |id| f.connecting == Some(*id))
+    });
+    let Some(fetch_rc) = live else {
+        if let Ok(id) = result {
+            io.close(id);
+        }
+        return;
+    };
+    fetch_rc.borrow_mut().connecting = None;
+    let stream = match result {
+        Ok(id) => id,
+        Err(e) => {
+            let err = match e {
+                StreamError::Closed(CloseReason::Refused) => HttpError::ConnectionRefused,
+                StreamError::Closed(CloseReason::ConnectTimeout) => HttpError::Timeout {
+                    phase: TimeoutPhase::Connect,
+                },
+                StreamError::Closed(CloseReason::Reset) => HttpError::ConnectionReset,
+                StreamError::Closed(reason) => HttpError::Connect(reason),
+                _ => HttpError::Connect(CloseReason::Local),
+            };
+            return finish(io, shared, &fetch_rc, Err(err));
+        }
+    };
+    shared.update(|s| s.connections_opened += 1);
+    let config = &shared.config;
+    let conn = Rc::new(RefCell::new(Connection {
+        stream,
+        addr,
+        machine: ClientConn::new(ClientConnConfig {
+            max_header_size: config.max_header_size,
+            max_chunk_line_size: config.max_chunk_line_size,
+            max_trailer_size: config.max_trailer_size,
+            ..ClientConnConfig::default()
+        }),
+        out: OutQueue::new(),
+        fetch: None,
+        idle_timer: None,
+        closed: false,
+    }));
+    let handler = ConnHandler {
+        conn: conn.clone(),
+        shared: shared.clone(),
+    };
+    if io.set_handler(stream, Box::new(handler)).is_err() {
+        io.close(stream);
+        return finish(io, shared, &fetch_rc, Err(HttpError::ConnectionClosed));
+    }
+    send_on(io, shared, &fetch_rc, conn);
+}
+
+/// Pops a live idle connection to `addr` from the pool.
+fn take_idle(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    addr: SocketAddr,
+) -> Option<Rc<RefCell<Connection>>> {
+    loop {
+        let conn = {
+            let mut st = shared.state.borrow_mut();
+            let list = st.idle.get_mut(&addr)?;
+            let conn = list.pop();
+            if list.is_empty() {
+                st.idle.remove(&addr);
+            }
+            conn?
+        };
+        let mut c = conn.borrow_mut();
+        if let Some(t) = c.idle_timer.take() {
+            io.remove_timeout(t);
+        }
+        if !c.closed && c.machine.can_send_request() && !io.closed(c.stream) {
+            drop(c);
+            return Some(conn);
+        }
+    }
+}
+
+/// Writes the fetch's request on `conn` and attaches the two.
+fn send_on(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    fetch_rc: &Rc<RefCell<Fetch>>,
+    conn_rc: Rc<RefCell<Connection>>,
+) {
+    let result = {
+        let mut f = fetch_rc.borrow_mut();
+        let mut c = conn_rc.borrow_mut();
+        let target = f.target.clone().expect("hop has a target");
+        let mut headers = f.req.headers.clone();
+        if !headers.contains_key(USER_AGENT) {
+            if let Some(ua) = shared
+                .config
+                .user_agent
+                .as_deref()
+                .and_then(|u| HeaderValue::from_str(u).ok())
+            {
+                headers.insert(USER_AGENT, ua);
+            }
+        }
+        if f.req.decompress_response && !headers.contains_key(ACCEPT_ENCODING) {
+            headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        let body = f.req.body.clone();
+        let framing = if body.is_empty() {
+            RequestBody::Empty
+        } else {
+            RequestBody::Length(body.len() as u64)
+        };
+        let Connection { machine, out, .. } = &mut *c;
+        machine.set_max_body_size(f.req.max_body_size);
+        let line = RequestLine {
+            method: &f.req.method,
+            target: &target.path_and_query,
+            host: &target.authority,
+            headers: &headers,
+            body: framing,
+            keep_alive: true,
+        };
+        let r = machine
+            .send_request(&line, out)
+            .and_then(|()| {
+                if body.is_empty() {
+                    Ok(())
+                } else {
+                    machine.send_data(body, out)
+                }
+            })
+            .and_then(|()| machine.send_end(out));
+        if r.is_ok() {
+            c.fetch = Some(fetch_rc.clone());
+            f.conn = Some(conn_rc.clone());
+            f.head = None;
+            f.body.clear();
+            f.body_len = 0;
+            f.gzip = false;
+            f.gunzip = None;
+            f.redirect_to = None;
+            let stream = c.stream;
+            while let Some(bytes) = c.out.pop_front() {
+                if io.write(stream, bytes).is_err() {
+                    break;
+                }
+            }
+        }
+        r
+    };
+    match result {
+        Ok(()) => {
+            shared.update(|s| s.requests_sent += 1);
+            // A reply (or a close) may already sit in the buffer of a pooled connection.
+            let stream = conn_rc.borrow().stream;
+            io.set_reading(stream, true);
+            io.notify_handler(stream);
+        }
+        Err(e) => {
+            close_conn(io, &conn_rc);
+            finish(io, shared, fetch_rc, Err(HttpError::InvalidRequest(e)));
+        }
+    }
+}
+
+/// Closes a connection (once) and forgets it.
+fn close_conn(io: &mut IoLoop, conn_rc: &Rc<RefCell<Connection>>) {
+    let mut c = conn_rc.borrow_mut();
+    if let Some(t) = c.idle_timer.take() {
+        io.remove_timeout(t);
+    }
+    c.fetch = None;
+    if !c.closed {
+        c.closed = true;
+        io.close(c.stream);
+    }
+}
+
+/// Delivers the outcome once: cancels timers, drops the connection if the exchange was cut
+/// short, frees the `max_clients` slot, then runs the callback.
+fn finish(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    fetch_rc: &Rc<RefCell<Fetch>>,
+    result: FetchResult,
+) {
+    let (callback, conn, connecting, had_slot, timers) = {
+        let mut f = fetch_rc.borrow_mut();
+        if f.done {
+            return;
+        }
+        f.done = true;
+        let had_slot = std::mem::take(&mut f.has_slot);
+        (
+            f.callback.take(),
+            f.conn.take(),
+            f.connecting.take(),
+            had_slot,
+            [f.queue_timer.take(), f.request_timer.take()],
+        )
+    };
+    for t in timers.into_iter().flatten() {
+        io.remove_timeout(t);
+    }
+    if let Some(conn) = conn {
+        // Still attached: the response did not complete, so the connection is unusable.
+        close_conn(io, &conn);
+    }
+    if let Some(stream) = connecting {
+        io.close(stream);
+    }
+    if had_slot {
+        shared.state.borrow_mut().active -= 1;
+        process_queue(io, shared);
+    }
+    if let Some(cb) = callback {
+        cb(io, result);
+    }
+}
+
+/// Gives free slots to queued fetches, oldest first.
+fn process_queue(io: &mut IoLoop, shared: &Rc<Shared>) {
+    loop {
+        let next = {
+            let mut st = shared.state.borrow_mut();
+            if st.active >= shared.config.max_clients.max(1) {
+                return;
+            }
+            let Some(next) = st.queue.pop_front() else {
+                return;
+            };
+            if next.borrow().done {
+                continue;
+            }
+            st.active += 1;
+            next
+        };
+        {
+            let mut f = next.borrow_mut();
+            f.has_slot = true;
+            if let Some(t) = f.queue_timer.take() {
+                io.remove_timeout(t);
+            }
+        }
+        let sh = shared.clone();
+        io.add_callback(move |io| start(io, &sh, &next));
+    }
+}
+
+/// The stream handler of one pooled connection.
+struct ConnHandler {
+    conn: Rc<RefCell<Connection>>,
+    shared: Rc<Shared>,
+}
+
+impl StreamHandler for ConnHandler {
+    fn on_readable(&mut self, io: &mut IoLoop, _: StreamId, buf: &mut BytesMut, eof: bool) {
+        if eof {
+            self.conn.borrow_mut().machine.handle_eof();
+        }
+        loop {
+            let (event, fetch) = {
+                let mut c = self.conn.borrow_mut();
+                if c.closed {
+                    return;
+                }
+                let Some(fetch) = c.fetch.clone() else {
+                    // Idle in the pool: the server closed it or sent junk; drop it.
+                    if eof || !buf.is_empty() {
+                        drop(c);
+                        forget_idle(&self.shared, &self.conn);
+                        close_conn(io, &self.conn);
+                    }
+                    return;
+                };
+                (c.machine.poll_event(buf), fetch)
+            };
+            match event {
+                ClientEvent::NeedData | ClientEvent::Idle => return,
+                ClientEvent::Head(head) => on_head(&fetch, head),
+                ClientEvent::Data(data) => on_data(io, &self.shared, &fetch, data),
+                ClientEvent::End(trailers) => {
+                    let clean = buf.is_empty();
+                    return on_end(io, &self.shared, &fetch, &self.conn, trailers, clean);
+                }
+                ClientEvent::Error(e) => return on_error(io, &self.shared, &fetch, e),
+            }
+        }
+    }
+
+    fn on_close(&mut self, io: &mut IoLoop, _: StreamId, reason: CloseReason) {
+        let fetch = {
+            let mut c = self.conn.borrow_mut();
+            c.closed = true;
+            if let Some(t) = c.idle_timer.take() {
+                io.remove_timeout(t);
+            }
+            c.fetch.take()
+        };
+        forget_idle(&self.shared, &self.conn);
+        if let Some(fetch) = fetch {
+            fetch.borrow_mut().conn = None;
+            let nothing_received = fetch.borrow().head.is_none();
+            if nothing_received && retry_stale(io, &self.shared, &fetch) {
+                return;
+            }
+            let err = match reason {
+                CloseReason::Reset => HttpError::ConnectionReset,
+                CloseReason::Eof | CloseReason::Local => HttpError::ConnectionClosed,
+                other => HttpError::Connect(other),
+            };
+            finish(io, &self.shared, &fetch, Err(err));
+        }
+    }
+}
+
+/// Removes a connection from the idle pool if it is there.
+fn forget_idle(shared: &Rc<Shared>, conn: &Rc<RefCell<Connection>>) {
+    let addr = conn.borrow().addr;
+    let mut st = shared.state.borrow_mut();
+    if let Some(list) = st.idle.get_mut(&addr) {
+        list.retain(|c| !Rc::ptr_eq(c, conn));
+        if list.is_empty() {
+            st.idle.remove(&addr);
+        }
+    }
+}
+
+/// A pooled connection closed before any byte of the answer: the server dropped it while
+/// idle. Idempotent requests go once more on a fresh connection (as browsers do).
+fn retry_stale(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>) -> bool {
+    let addr = {
+        let mut f = fetch_rc.borrow_mut();
+        let idempotent = matches!(
+            f.req.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
+        );
+        if f.done || !f.reused || f.retried || !idempotent || f.head.is_some() {
+            return false;
+        }
+        let Some(addr) = f.target.as_ref().and_then(|t| {
+            t.literal_addr
+                .or_else(|| shared.resolver.as_ref().and_then(|r| r(&t.host, t.port)))
+        }) else {
+            return false;
+        };
+        f.retried = true;
+        if let Some(conn) = f.conn.take() {
+            conn.borrow_mut().fetch = None;
+        }
+        addr
+    };
+    shared.update(|s| s.retried += 1);
+    tracing::debug!(%addr, "pooled connection was closed by the server; retrying");
+    connect(io, shared, fetch_rc, addr);
+    true
+}
+
+fn on_head(fetch_rc: &Rc<RefCell<Fetch>>, head: ResponseHead) {
+    let mut f = fetch_rc.borrow_mut();
+    let mut head = head;
+    let redirect = f.req.follow_redirects
+        && matches!(head.status.as_u16(), 301 | 302 | 303 | 307 | 308)
+        && head.headers.contains_key(LOCATION);
+    if redirect {
+        let location = head.headers[LOCATION].to_str().unwrap_or("").to_owned();
+        let base = f.target.as_ref().expect("hop has a target");
+        f.redirect_to = Some(join_location(base, &location));
+    } else if f.req.decompress_response
+        && head
+            .headers
+            .get(CONTENT_ENCODING)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
+        && f.req.method != Method::HEAD
+    {
+        if let Some(v) = head.headers.remove(CONTENT_ENCODING) {
+            head.headers
+                .insert(HeaderName::from_static("x-consumed-content-encoding"), v);
+        }
+        f.gzip = true;
+    }
+    f.head = Some(head);
+}
+
+fn on_data(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, data: Bytes) {
+    {
+        let f = fetch_rc.borrow();
+        if f.done || f.redirect_to.is_some() {
+            return;
+        }
+        if !f.gzip {
+            drop(f);
+            return deliver(io, shared, fetch_rc, data);
+        }
+    }
+    // Decode in small steps so a gzip bomb is caught by `max_body_size` after at most
+    // about a thousand times the step, not after inflating a whole network read.
+    for step in data.chunks(GUNZIP_STEP) {
+        let piece = {
+            let mut f = fetch_rc.borrow_mut();
+            if f.done {
+                return;
+            }
+            let gz = f
+                .gunzip
+                .get_or_insert_with(|| flate2::write::GzDecoder::new(Vec::new()));
+            if gz.write_all(step).is_err() {
+                drop(f);
+                return finish(io, shared, fetch_rc, Err(HttpError::Decompress));
+            }
+            Bytes::from(std::mem::take(gz.get_mut()))
+        };
+        deliver(io, shared, fetch_rc, piece);
+    }
+}
+
+/// Compressed bytes fed to the gzip decoder at once.
+const GUNZIP_STEP: usize = 4096;
+
+/// Counts a piece of (decoded) body against `max_body_size`, then streams or buffers it.
+fn deliver(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, piece: Bytes) {
+    if piece.is_empty() {
+        return;
+    }
+    let mut on_chunk = {
+        let mut f = fetch_rc.borrow_mut();
+        f.body_len += piece.len() as u64;
+        if f.body_len > f.req.max_body_size {
+            let limit = f.req.max_body_size;
+            drop(f);
+            return finish(io, shared, fetch_rc, Err(HttpError::BodyTooLarge { limit }));
+        }
+        match f.req.on_chunk.take() {
+            Some(cb) => cb,
+            None => {
+                f.body.extend_from_slice(&piece);
+                return;
+            }
+        }
+    };
+    // No borrow is held while user code runs: it may fetch again.
+    on_chunk(io, piece);
+    let mut f = fetch_rc.borrow_mut();
+    if f.req.on_chunk.is_none() {
+        f.req.on_chunk = Some(on_chunk);
+    }
+}
+
+fn on_error(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, e: ResponseError) {
+    if e == ResponseError::ClosedBeforeResponse {
+        let conn = fetch_rc.borrow().conn.clone();
+        if let Some(conn) = conn {
+            if fetch_rc.borrow().reused && !fetch_rc.borrow().retried {
+                forget_idle(shared, &conn);
+                close_conn(io, &conn);
+                if retry_stale(io, shared, fetch_rc) {
+                    return;
+                }
+            }
+        }
+    }
+    let err = match e {
+        ResponseError::BodyTooLarge { limit } => HttpError::BodyTooLarge { limit },
+        ResponseError::ClosedBeforeResponse | ResponseError::Incomplete => {
+            HttpError::ConnectionClosed
+        }
+        other => HttpError::Protocol(other),
+    };
+    finish(io, shared, fetch_rc, Err(err));
+}
+
+fn on_end(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    fetch_rc: &Rc<RefCell<Fetch>>,
+    conn_rc: &Rc<RefCell<Connection>>,
+    trailers: Option<HeaderMap>,
+    clean: bool,
+) {
+    // The exchange is complete: detach, then pool or close the connection.
+    fetch_rc.borrow_mut().conn = None;
+    release(io, shared, conn_rc, clean);
+    let tail = {
+        let mut f = fetch_rc.borrow_mut();
+        match f.gunzip.take() {
+            Some(gz) => match gz.finish() {
+                Ok(rest) => Ok(Bytes::from(rest)),
+                Err(_) => Err(()),
+            },
+            None => Ok(Bytes::new()),
+        }
+    };
+    match tail {
+        Ok(rest) => deliver(io, shared, fetch_rc, rest),
+        Err(()) => return finish(io, shared, fetch_rc, Err(HttpError::Decompress)),
+    }
+    if fetch_rc.borrow().done {
+        return;
+    }
+    let redirect_to = fetch_rc.borrow_mut().redirect_to.take();
+    if let Some(url) = redirect_to {
+        return follow(io, shared, fetch_rc, url);
+    }
+    let response = {
+        let mut f = fetch_rc.borrow_mut();
+        let head = f.head.take().expect("End follows Head");
+        HttpResponse {
+            status: head.status,
+            reason: head.reason,
+            version: head.version,
+            headers: head.headers,
+            trailers,
+            body: f.body.split().freeze(),
+            effective_url: f.req.url.clone(),
+            redirects: f.redirects,
+            reused_connection: f.reused,
+            request_time: io.now() - f.started,
+        }
+    };
+    let error_for_status = fetch_rc.borrow().req.error_for_status;
+    let result = if error_for_status && !response.status.is_success() {
+        Err(HttpError::Status(response.status, Box::new(response)))
+    } else {
+        Ok(response)
+    };
+    finish(io, shared, fetch_rc, result);
+}
+
+/// Returns a connection whose exchange completed to the pool, or closes it.
+fn release(io: &mut IoLoop, shared: &Rc<Shared>, conn_rc: &Rc<RefCell<Connection>>, clean: bool) {
+    let (reusable, addr) = {
+        let mut c = conn_rc.borrow_mut();
+        c.fetch = None;
+        (!c.closed && clean && c.machine.can_reuse(), c.addr)
+    };
+    let room = shared
+        .state
+        .borrow()
+        .idle
+        .get(&addr)
+        .map_or(0, Vec::len)
+        < shared.config.max_idle_per_host;
+    if !(reusable && room) {
+        return close_conn(io, conn_rc);
+    }
+    let weak = Rc::downgrade(conn_rc);
+    let sh = shared.clone();
+    let t = io.call_later(shared.config.idle_timeout, move |io| {
+        let Some(conn) = weak.upgrade() else { return };
+        conn.borrow_mut().idle_timer = None;
+        if conn.borrow().fetch.is_none() {
+            forget_idle(&sh, &conn);
+            close_conn(io, &conn);
+        }
+    });
+    conn_rc.borrow_mut().idle_timer = Some(t);
+    shared
+        .state
+        .borrow_mut()
+        .idle
+        .entry(addr)
+        .or_default()
+        .push(conn_rc.clone());
+}
+
+/// Follows a redirect within the same slot (RFC 9110 §15.4): 303 (and 301/302 after a
+/// POST, as browsers do) become a GET without body; 307/308 repeat the request as it was.
+fn follow(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, url: String) {
+    {
+        let mut f = fetch_rc.borrow_mut();
+        if f.redirects >= f.req.max_redirects {
+            let max = f.req.max_redirects;
+            drop(f);
+            return finish(io, shared, fetch_rc, Err(HttpError::TooManyRedirects { max }));
+        }
+        let status = f.head.take().map(|h| h.status.as_u16()).unwrap_or(302);
+        let to_get = match status {
+            303 => f.req.method != Method::HEAD,
+            301 | 302 => f.req.method == Method::POST,
+            _ => false,
+        };
+        if to_get {
+            f.req.method = Method::GET;
+            f.req.body = Bytes::new();
+            for name in ["content-type", "content-length", "transfer-encoding"] {
+                f.req.headers.remove(name);
+            }
+        }
+        let old_authority = f.target.as_ref().map(|t| t.authority.clone());
+        if parse_url(&url).ok().map(|t| t.authority) != old_authority {
+            // Credentials and an explicit Host belong to the original server only.
+            f.req.headers.remove(http::header::HOST);
+            f.req.headers.remove(http::header::AUTHORIZATION);
+        }
+        f.req.url = url;
+        f.redirects += 1;
+        f.reused = false;
+        f.retried = false;
+    }
+    begin_hop(io, shared, fetch_rc);
+}
