@@ -14,6 +14,12 @@ use std::collections::VecDeque;
 pub const DEFAULT_MAX_BUFFER_SIZE: usize = 100 * 1024 * 1024;
 /// Default `read_chunk_size` (Tornado's: 64 KiB).
 pub const DEFAULT_READ_CHUNK_SIZE: usize = 64 * 1024;
+/// First read reservation of a stream; doubles each time a read fills it, up to
+/// `read_chunk_size` (like hyper's adaptive read strategy). Small so idle connections are cheap.
+pub const INITIAL_READ_SIZE: usize = 2 * 1024;
+/// An emptied read buffer larger than this is released, so a connection that once received a
+/// large body does not keep the memory while idle.
+pub const IDLE_BUFFER_KEEP: usize = 8 * 1024;
 /// The most slices a driver is offered for one vectored write.
 pub const MAX_WRITE_SLICES: usize = 64;
 
@@ -97,6 +103,10 @@ pub struct Stream {
     total_written: u64,
     max_buffer_size: usize,
     read_chunk_size: usize,
+    /// How much the next read reserves; adapts between `INITIAL_READ_SIZE` and the chunk size.
+    read_hint: usize,
+    /// Room lent by the last `read_buf`, to see whether the read filled it.
+    lent: usize,
     /// A long-lived handler consumes the buffer (no one-shot reads); it reads up to the limit.
     handled: bool,
     /// Reading is paused by the application (flow control).
@@ -121,6 +131,8 @@ impl Stream {
             total_written: 0,
             max_buffer_size,
             read_chunk_size,
+            read_hint: INITIAL_READ_SIZE.min(read_chunk_size),
+            lent: 0,
             handled: false,
             paused: false,
         }
@@ -329,6 +341,7 @@ impl Stream {
             "nothing is read while a handler runs"
         );
         self.read_buf = buf;
+        self.shrink_if_idle();
     }
 
     /// Drops the pending read, returning it (used when the loop fails it on close).
@@ -356,11 +369,12 @@ impl Stream {
         }
         let room = (self.max_buffer_size + 1)
             .saturating_sub(self.read_buf.len())
-            .min(self.read_chunk_size);
+            .min(self.read_hint);
         if room == 0 {
             return None;
         }
         self.read_buf.reserve(room);
+        self.lent = room;
         Some((&mut self.read_buf).limit(room))
     }
 
@@ -375,6 +389,22 @@ impl Stream {
     /// [`Stream::check_buffer_limit`].
     pub fn handle_read(&mut self, n: usize) {
         debug_assert!(n <= self.read_buf.len());
+        if n >= self.lent && self.lent > 0 {
+            // The read filled the room: the peer sends faster than we reserve.
+            self.read_hint = (self.read_hint * 2).min(self.read_chunk_size);
+        }
+        self.lent = 0;
+    }
+
+    /// Releases an emptied, oversized read buffer (idle connections stay small).
+    ///
+    /// Buffers up to [`IDLE_BUFFER_KEEP`] are kept: reusing them is what makes a steady
+    /// keep-alive connection allocation-free.
+    pub fn shrink_if_idle(&mut self) {
+        if self.read_buf.is_empty() && self.read_buf.capacity() > IDLE_BUFFER_KEEP {
+            self.read_buf = BytesMut::new();
+            self.read_hint = INITIAL_READ_SIZE.min(self.read_chunk_size);
+        }
     }
 
     /// Closes the stream with [`CloseReason::BufferFull`] if, after the pending read took what
@@ -502,7 +532,9 @@ impl Stream {
     }
 
     fn take(&mut self, n: usize) -> Bytes {
-        self.read_buf.split_to(n).freeze()
+        let taken = self.read_buf.split_to(n).freeze();
+        self.shrink_if_idle();
+        taken
     }
 
     fn take_chunk(&mut self) -> Bytes {
@@ -694,6 +726,26 @@ mod tests {
             s.poll_read(),
             Some(ReadOutcome::Failed(StreamError::Closed(CloseReason::Eof)))
         );
+    }
+
+    #[test]
+    fn read_reservation_grows_when_reads_fill_it_and_resets_when_idle() {
+        let mut s = Stream::new(StreamState::Open, 1 << 20, 64 * 1024);
+        s.start_read(ReadRequest::Exactly(190 * 1024)).unwrap();
+        let mut rooms = Vec::new();
+        for _ in 0..7 {
+            let mut lent = s.read_buf().unwrap();
+            let room = lent.remaining_mut();
+            rooms.push(room);
+            lent.put_bytes(7, room);
+            s.handle_read(room);
+        }
+        assert_eq!(rooms, [2048, 4096, 8192, 16384, 32768, 65536, 65536]);
+        assert!(matches!(s.poll_read(), Some(ReadOutcome::Done(_))));
+        s.shrink_if_idle();
+        assert!(s.read_buf.capacity() <= IDLE_BUFFER_KEEP, "idle buffer released");
+        s.start_read(ReadRequest::Some(10)).unwrap();
+        assert_eq!(s.read_buf().unwrap().remaining_mut(), 2048);
     }
 
     #[test]
