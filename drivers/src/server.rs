@@ -179,24 +179,25 @@ impl ThreadServer {
     }
 
     /// Blocks until SIGINT or SIGTERM (or until every loop has exited by itself), then
-    /// stops gracefully within `grace` and joins.
+    /// stops gracefully within `grace` and joins; a second signal cuts the grace short.
     pub fn wait_for_signals(self, grace: Duration) -> Result<(), DriverError> {
         use signal_hook::consts::{SIGINT, SIGTERM};
         let mut signals =
             signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(DriverError::Signals)?;
         let handle = signals.handle();
         // Bounded wait: each pass sleeps 50 ms, so exits of the loops are noticed too.
-        loop {
+        // A second signal while flushing means "now": the grace period is cut to zero.
+        let mut stopping = false;
+        while !self.handles.iter().all(|h| h.is_finished()) {
             if let Some(sig) = signals.pending().next() {
-                tracing::info!(
-                    signal = sig,
-                    "stopping: closing listeners, flushing streams"
-                );
-                self.shutdown(grace);
-                break;
-            }
-            if self.handles.iter().all(|h| h.is_finished()) {
-                break;
+                if stopping {
+                    tracing::warn!(signal = sig, "second signal: closing streams now");
+                    self.shutdown(Duration::ZERO);
+                } else {
+                    tracing::info!(signal = sig, "stopping: closing listeners, flushing");
+                    self.shutdown(grace);
+                    stopping = true;
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -314,7 +315,11 @@ fn loop_thread(
         return Ok(());
     };
     let _ = started.send(Ok((local, io.remote())));
-    driver.run_until_stopped(&mut io)
+    let result = driver.run_until_stopped(&mut io);
+    if let Err(e) = &result {
+        tracing::error!(error = %e, addr = %local, "loop thread stopped on an error");
+    }
+    result
 }
 
 #[cfg(test)]
