@@ -122,3 +122,33 @@ fn sigterm_stops_the_threads_gracefully() {
     assert!(guard.load(Ordering::SeqCst));
     assert!(TcpStream::connect(addr).is_err(), "listeners are closed");
 }
+
+#[test]
+fn graceful_stop_is_bounded_by_the_grace_period_when_a_client_never_reads() {
+    let server = echo_threads(DriverKind::Mio, 1);
+    let addr = server.local_addr();
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // Write until the server pushes back; we never read, so its echo can never flush.
+    let mut w = s.try_clone().unwrap();
+    let chunk = vec![9u8; 64 * 1024];
+    for _ in 0..256 {
+        if w.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let start = Instant::now();
+    server.shutdown(Duration::from_millis(300));
+    server.join().expect("clean exit");
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(250),
+        "waited for the flush: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "but no longer than the grace: {took:?}"
+    );
+    drop(s);
+}
