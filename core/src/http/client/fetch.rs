@@ -10,7 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Write;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, ACCEPT_ENCODING, CONTENT_ENCODING, LOCATION, USER_AGENT};
@@ -558,10 +558,11 @@ fn begin_hop(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>
 fn connect(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, addr: SocketAddr) {
     let timeout = fetch_rc.borrow().req.connect_timeout;
     fetch_rc.borrow_mut().reused = false;
-    let weak = Rc::downgrade(fetch_rc);
+    // The connect callback holds the fetch: nothing else does while it connects.
+    let fetch = fetch_rc.clone();
     let sh = shared.clone();
     let id = io.connect(addr, timeout, move |io, result| {
-        on_connected(io, &sh, weak, addr, result)
+        on_connected(io, &sh, fetch, addr, result)
     });
     fetch_rc.borrow_mut().connecting = Some(id);
 }
@@ -569,21 +570,20 @@ fn connect(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, 
 fn on_connected(
     io: &mut IoLoop,
     shared: &Rc<Shared>,
-    weak: Weak<RefCell<Fetch>>,
+    fetch_rc: Rc<RefCell<Fetch>>,
     addr: SocketAddr,
     result: Result<StreamId, StreamError>,
 ) {
-    let fetch_rc = weak.upgrade();
-    let live = fetch_rc.as_ref().filter(|f| {
-        let f = f.borrow();
+    let live = {
+        let f = fetch_rc.borrow();
         !f.done && result.as_ref().map_or(true, |id| f.connecting == Some(*id))
-    });
-    let Some(fetch_rc) = live else {
+    };
+    if !live {
         if let Ok(id) = result {
             io.close(id);
         }
         return;
-    };
+    }
     fetch_rc.borrow_mut().connecting = None;
     let stream = match result {
         Ok(id) => id,
