@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# HTTP hello-world benchmark: eddy's `hello` example vs a hyper 1.x server (tokio
+# current-thread), one thread each, loaded by wrk.
+#
+# The server runs pinned to CPU 0, wrk (one thread) to CPU 1, one server at a time,
+# alternating eddy/hyper within each scenario, ROUNDS times (the table shows medians):
+#   keepalive   50 persistent connections
+#   pipelined   50 connections, 16 requests per write (benches/pipeline.lua)
+#   close       50 connections, `Connection: close` (one request per connection)
+# On 2 cores wrk saturates its core before a fast server does, so the table reports both
+# requests/s and the server's own CPU time per request (utime+stime from /proc/PID/stat over
+# the run, divided by requests served) — the fair comparison.
+# Then the memory of 10,000 idle keep-alive connections (after one request each): server
+# RSS growth divided by the connection count.
+# Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), IDLE (10000),
+# EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Installs wrk with apt-get if missing.
+# Loopback only; every run ends by itself.
+set -euo pipefail
+
+SECS=${SECS:-10}
+ROUNDS=${ROUNDS:-1}
+CONNS=${CONNS:-50}
+IDLE=${IDLE:-10000}
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+ncpu=$(nproc)
+server_cpu=0
+load_cpu=$(( ncpu > 1 ? 1 : 0 ))
+
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "installing wrk..." >&2
+    (apt-get install -y wrk || (apt-get update && apt-get install -y wrk)) >/dev/null
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+echo "building (release)..." >&2
+(cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --example hello)
+(cd "$root/benches/peers" && CARGO_TARGET_DIR="$target/peers" cargo build --release --quiet)
+eddy_bin="$target/release/examples/hello"
+hyper_bin="$target/peers/release/hyper_hello"
+idle_bin="$target/peers/release/idle_conns"
+tick=$(getconf CLK_TCK)
+
+pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "server did not start on port $1" >&2
+    return 1
+}
+
+start_server() { # name port -> pid
+    case $1 in
+        eddy) taskset -c $server_cpu "$eddy_bin" --port "$2" --threads 1 >/dev/null 2>&1 & ;;
+        hyper) taskset -c $server_cpu "$hyper_bin" "$2" >/dev/null 2>&1 & ;;
+    esac
+    echo $!
+}
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+run_wrk() { # scenario port -> "requests seconds"
+    local url="http://127.0.0.1:$2/" extra=()
+    case $1 in
+        pipelined) extra=(-s "$root/benches/pipeline.lua") ;;
+        close) extra=(-H "Connection: close") ;;
+    esac
+    taskset -c $load_cpu wrk -t1 -c"$CONNS" -d"${SECS}s" "${extra[@]}" "$url" \
+        | awk '/requests in/ {print $1}'
+}
+
+measure() { # server scenario -> "req_per_s cpu_us_per_req"
+    local port pid t0 t1 reqs
+    port=$(pick_port)
+    pid=$(start_server "$1" "$port")
+    wait_port "$port"
+    t0=$(cpu_ticks "$pid")
+    reqs=$(run_wrk "$2" "$port")
+    t1=$(cpu_ticks "$pid")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    awk -v r="$reqs" -v s="$SECS" -v d=$((t1 - t0)) -v hz="$tick" \
+        'BEGIN { printf "%.0f %.3f\n", r / s, (r > 0 ? d / hz / r * 1e6 : 0) }'
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
+
+printf '%-10s %14s %14s %9s %16s %16s %9s\n' scenario eddy_req/s hyper_req/s ratio eddy_cpu_us/req hyper_cpu_us/req ratio
+for scenario in keepalive pipelined close; do
+    : >/tmp/eddy_http_e.$$; : >/tmp/eddy_http_h.$$
+    for _ in $(seq 1 "$ROUNDS"); do
+        measure eddy "$scenario" >>/tmp/eddy_http_e.$$
+        measure hyper "$scenario" >>/tmp/eddy_http_h.$$
+    done
+    er=$(cut -d' ' -f1 /tmp/eddy_http_e.$$ | median); ec=$(cut -d' ' -f2 /tmp/eddy_http_e.$$ | median)
+    hr=$(cut -d' ' -f1 /tmp/eddy_http_h.$$ | median); hc=$(cut -d' ' -f2 /tmp/eddy_http_h.$$ | median)
+    awk -v s="$scenario" -v er="$er" -v hr="$hr" -v ec="$ec" -v hc="$hc" 'BEGIN {
+        printf "%-10s %14.0f %14.0f %8.2fx %16.3f %16.3f %8.2fx\n", s, er, hr, (hr ? er / hr : 0), ec, hc, (hc ? ec / hc : 0) }'
+done
+rm -f /tmp/eddy_http_e.$$ /tmp/eddy_http_h.$$
+
+idle_memory() { # server -> KiB per idle connection
+    local port pid before after fifo
+    port=$(pick_port)
+    pid=$(start_server "$1" "$port")
+    wait_port "$port"
+    sleep 0.2
+    before=$(rss_kib "$pid")
+    fifo=$(mktemp -u); mkfifo "$fifo"
+    "$idle_bin" "$port" "$IDLE" 8 >"$fifo" &
+    local probe=$!
+    read -r line <"$fifo"
+    [ "$line" = ready ] || { echo "idle probe failed against $1" >&2; kill "$pid"; return 1; }
+    sleep 0.5
+    after=$(rss_kib "$pid")
+    kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
+    rm -f "$fifo"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    awk -v b="$before" -v a="$after" -v n="$IDLE" 'BEGIN { printf "%.2f\n", (a - b) / n }'
+}
+
+em=$(idle_memory eddy); hm=$(idle_memory hyper)
+printf '\nidle keep-alive connections: %d\n' "$IDLE"
+awk -v e="$em" -v h="$hm" 'BEGIN { printf "KiB per connection: eddy %.2f, hyper %.2f (%.2fx)\n", e, h, (h ? e / h : 0) }'
