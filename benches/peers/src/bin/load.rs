@@ -79,7 +79,10 @@ async fn accept_worker(addr: SocketAddr, deadline: Instant) -> u64 {
 
 fn main() {
     let a = parse();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let started = Instant::now();
     let deadline = started + Duration::from_secs(a.secs);
     let total: u64 = rt.block_on(async {

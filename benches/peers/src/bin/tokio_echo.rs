@@ -11,7 +11,9 @@ fn main() -> std::io::Result<()> {
             port = args.next().and_then(|p| p.parse().ok()).expect("--port N");
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("tokio echo listening on {}", listener.local_addr()?);
