@@ -22,11 +22,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Platforms: Unix (Linux, macOS, the BSDs); the drivers use raw descriptors throughout.
+//!
 //! Closing: a stream the loop closes because of a reset or an I/O error is closed with
 //! SO_LINGER 0 (an RST, no TIME_WAIT) unless [`DriverConfig::reset_on_error_close`] is off;
 //! every other close is an orderly FIN.
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(not(unix))]
+compile_error!("eddy-drivers supports Unix (Linux, macOS, the BSDs) only");
 
 mod clock;
 mod error;
