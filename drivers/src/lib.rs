@@ -168,7 +168,8 @@ pub trait Driver {
     /// so that e.g. [`IoLoop::listener_addr`] answers synchronously after `io.listen`.
     fn perform_actions(&mut self, io: &mut IoLoop) -> Result<(), DriverError>;
     /// One iteration: actions, sleep at most `max_wait` (and no later than the loop's next
-    /// deadline), readiness, one round of callbacks.
+    /// deadline), readiness, then a round of callbacks (also one per ready socket with
+    /// [`DriverConfig::round_per_event`]).
     fn turn(&mut self, io: &mut IoLoop, max_wait: Option<Duration>) -> Result<(), DriverError>;
     /// Runs until [`IoLoop::stop`], then performs the actions queued on the way out.
     fn run_until_stopped(&mut self, io: &mut IoLoop) -> Result<(), DriverError>;

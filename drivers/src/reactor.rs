@@ -8,7 +8,8 @@
 //! 2. serve dirty streams: read, and write *optimistically* (a fresh socket is writable, so a
 //!    response goes out without first waiting for the selector);
 //! 3. sleep in the selector until the loop's deadline, readiness, or a `Remote` wake;
-//! 4. serve ready sockets, then run one round of callbacks (`handle_timeout(now)`).
+//! 4. serve ready sockets, then run one round of callbacks (`handle_timeout(now)`); with
+//!    `round_per_event` (the default) also a round, and its writes, after each ready socket.
 //!
 //! Readiness is remembered per socket and cleared only on EAGAIN (or a short read/write,
 //! which means the kernel buffer was drained/filled), so edge-triggered mio never loses a
