@@ -1,0 +1,5 @@
+//! `cargo run --example fetch -- URL [options]`: the `eddy fetch` command (see `eddy::fetch`).
+
+fn main() -> std::process::ExitCode {
+    eddy::fetch::run(std::env::args().skip(1).collect())
+}

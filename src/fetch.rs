@@ -1,0 +1,307 @@
+//! `eddy fetch`: fetch a URL and print the body, like `python -m tornado.httpclient` (and a
+//! little curl): `eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY] [--follow-redirects]
+//! [--include] [--timeout S] [--fail]`.
+//!
+//! It owns argument parsing and printing; the client is `eddy_core::http::HttpClient` on the
+//! default OS driver. Host names are resolved here, with `std::net::ToSocketAddrs` (blocking),
+//! since the core has no DNS.
+
+use std::io::Write;
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use eddy_core::http::client::Resolver;
+use eddy_core::http::{ClientConfig, HttpClient, HttpError, HttpRequest, HttpResponse};
+use eddy_drivers::{run_sync, DriverConfig};
+use http::{HeaderName, HeaderValue, Method};
+
+/// The usage text of `eddy fetch`.
+pub const USAGE: &str = "\
+usage: eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [--follow-redirects]
+                      [--max-redirects N] [--include] [--timeout SECONDS] [--fail]
+
+Fetches an http:// URL and prints the body (with --include, the status line and headers
+first). -d sends a body (POST unless -X says otherwise; @FILE reads it from a file).
+--timeout bounds the connect and the whole request (default 20 s). Exit status: 0 when a
+response arrived (any status; with --fail, only 2xx/3xx), 1 on a network error, time-out or
+protocol error (one line on stderr), 2 on a usage error. EDDY_DRIVER=mio|poll picks the driver.";
+
+/// Parsed command line of `eddy fetch`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FetchArgs {
+    /// The URL.
+    pub url: String,
+    /// The method (`-X`); GET, or POST when a body is given.
+    pub method: Option<String>,
+    /// Header fields (`-H 'Name: value'`).
+    pub headers: Vec<(String, String)>,
+    /// The body (`-d`).
+    pub body: Option<Vec<u8>>,
+    /// Follow redirects (`--follow-redirects`).
+    pub follow_redirects: bool,
+    /// Most redirects followed (`--max-redirects`, default 5).
+    pub max_redirects: u32,
+    /// Print the status line and headers before the body (`--include`).
+    pub include: bool,
+    /// Connect and request time-out (`--timeout`, seconds).
+    pub timeout: Duration,
+    /// Exit 1 on a 4xx/5xx status (`--fail`).
+    pub fail: bool,
+}
+
+/// Parses the arguments that follow `fetch` (a leading `fetch` is skipped too).
+pub fn parse_args(args: &[String]) -> Result<FetchArgs, String> {
+    let mut args = args.iter().peekable();
+    if args.peek().is_some_and(|a| *a == "fetch") {
+        args.next();
+    }
+    let mut url = None;
+    let mut parsed = FetchArgs {
+        url: String::new(),
+        method: None,
+        headers: Vec::new(),
+        body: None,
+        follow_redirects: false,
+        max_redirects: 5,
+        include: false,
+        timeout: Duration::from_secs(20),
+        fail: false,
+    };
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match arg.as_str() {
+            "-X" | "--request" => parsed.method = Some(value(arg)?),
+            "-H" | "--header" => {
+                let h = value(arg)?;
+                let (name, v) = h
+                    .split_once(':')
+                    .ok_or_else(|| format!("header {h:?} is not 'Name: value'"))?;
+                parsed
+                    .headers
+                    .push((name.trim().to_owned(), v.trim().to_owned()));
+            }
+            "-d" | "--data" => {
+                let d = value(arg)?;
+                let body = match d.strip_prefix('@') {
+                    Some(path) => {
+                        std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?
+                    }
+                    None => d.into_bytes(),
+                };
+                parsed.body = Some(body);
+            }
+            "-L" | "--follow-redirects" => parsed.follow_redirects = true,
+            "--max-redirects" => {
+                parsed.max_redirects = value(arg)?
+                    .parse()
+                    .map_err(|_| "--max-redirects needs a number".to_owned())?
+            }
+            "-i" | "--include" => parsed.include = true,
+            "--fail" => parsed.fail = true,
+            "--timeout" => {
+                let s: f64 = value(arg)?
+                    .parse()
+                    .map_err(|_| "--timeout needs a number of seconds".to_owned())?;
+                if !(s.is_finite() && s > 0.0) {
+                    return Err("--timeout must be positive".into());
+                }
+                parsed.timeout = Duration::from_secs_f64(s);
+            }
+            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
+            s => {
+                if url.replace(s.to_owned()).is_some() {
+                    return Err("more than one URL".into());
+                }
+            }
+        }
+    }
+    parsed.url = url.ok_or("no URL given")?;
+    Ok(parsed)
+}
+
+/// Builds the client request for parsed arguments.
+pub fn build_request(args: &FetchArgs) -> Result<HttpRequest, String> {
+    let method = match (&args.method, &args.body) {
+        (Some(m), _) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("invalid method {m:?}"))?,
+        (None, Some(_)) => Method::POST,
+        (None, None) => Method::GET,
+    };
+    let mut req = HttpRequest::new(method, args.url.clone());
+    for (name, value) in &args.headers {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("invalid header name {name:?}"))?;
+        let v =
+            HeaderValue::from_str(value).map_err(|_| format!("invalid header value {value:?}"))?;
+        req.headers.append(n, v);
+    }
+    if let Some(body) = &args.body {
+        req.body = body.clone().into();
+    }
+    req.follow_redirects = args.follow_redirects;
+    req.max_redirects = args.max_redirects;
+    req.connect_timeout = Some(args.timeout);
+    req.request_timeout = Some(args.timeout);
+    // Like Tornado's command line: a 404 still prints its body.
+    req.error_for_status = false;
+    Ok(req)
+}
+
+/// A resolver for the client: IP literals are handled by the core; names go to the OS.
+pub fn os_resolver() -> Resolver {
+    Rc::new(|host: &str, port: u16| {
+        let addrs: Vec<_> = (host, port).to_socket_addrs().ok()?.collect();
+        // Prefer IPv4, as most local servers listen there.
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+    })
+}
+
+/// Fetches on a fresh loop of the default OS driver and returns the outcome.
+pub fn fetch_blocking(req: HttpRequest) -> Result<Result<HttpResponse, HttpError>, String> {
+    let config = DriverConfig::from_env().map_err(|e| e.to_string())?;
+    let client = HttpClient::with_resolver(ClientConfig::default(), os_resolver());
+    run_sync(&config, None, move |io, done| {
+        client.fetch(io, req, move |io, result| done.complete(io, result));
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Writes the status line and header fields as received.
+pub fn write_head(out: &mut dyn Write, resp: &HttpResponse) -> std::io::Result<()> {
+    write!(
+        out,
+        "{:?} {} {}\r\n",
+        resp.version,
+        resp.status.as_u16(),
+        resp.reason
+    )?;
+    for (name, value) in &resp.headers {
+        out.write_all(name.as_str().as_bytes())?;
+        out.write_all(b": ")?;
+        out.write_all(value.as_bytes())?;
+        out.write_all(b"\r\n")?;
+    }
+    out.write_all(b"\r\n")
+}
+
+/// Runs `eddy fetch` with the arguments after `fetch`, writing to the given outputs;
+/// returns the exit status (0, 1 or 2).
+pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        let _ = writeln!(out, "{USAGE}");
+        return 0;
+    }
+    let parsed = match parse_args(args).and_then(|a| build_request(&a).map(|r| (a, r))) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "eddy fetch: {e}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    let (args, req) = parsed;
+    let result = match fetch_blocking(req) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "eddy fetch: {}: {e}", args.url);
+            return 1;
+        }
+    };
+    match result {
+        Ok(resp) => {
+            let written = (|| {
+                if args.include {
+                    write_head(out, &resp)?;
+                }
+                out.write_all(&resp.body)?;
+                out.flush()
+            })();
+            if let Err(e) = written {
+                let _ = writeln!(err, "eddy fetch: writing output: {e}");
+                return 1;
+            }
+            if args.fail && resp.status.as_u16() >= 400 {
+                let _ = writeln!(err, "eddy fetch: {}: HTTP {}", args.url, resp.status);
+                return 1;
+            }
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "eddy fetch: {}: {e}", args.url);
+            1
+        }
+    }
+}
+
+/// Runs `eddy fetch` on the process's stdout and stderr (for `main`).
+pub fn run(args: Vec<String>) -> ExitCode {
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let code = run_with(&args, &mut stdout.lock(), &mut stderr.lock());
+    ExitCode::from(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_curl_like_options() {
+        let a = parse_args(&args(&[
+            "fetch",
+            "http://h/",
+            "-X",
+            "put",
+            "-H",
+            "X-A: 1",
+            "-H",
+            "X-B:2",
+            "-d",
+            "body",
+            "--follow-redirects",
+            "--include",
+            "--timeout",
+            "1.5",
+        ]))
+        .unwrap();
+        assert_eq!(a.url, "http://h/");
+        assert_eq!(a.headers, vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]);
+        assert!(a.follow_redirects && a.include);
+        assert_eq!(a.timeout, Duration::from_millis(1500));
+        let req = build_request(&a).unwrap();
+        assert_eq!(req.method, Method::PUT);
+        assert_eq!(&req.body[..], b"body");
+        let post = build_request(&parse_args(&args(&["http://h/", "-d", "x"])).unwrap()).unwrap();
+        assert_eq!(post.method, Method::POST);
+    }
+
+    #[test]
+    fn rejects_bad_usage() {
+        for bad in [
+            &[][..],
+            &["http://a/", "http://b/"],
+            &["http://a/", "-H", "nocolon"],
+            &["http://a/", "--timeout", "-1"],
+            &["http://a/", "--bogus"],
+            &["http://a/", "-X"],
+        ] {
+            assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
+        }
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        assert_eq!(run_with(&args(&["--bogus"]), &mut out, &mut err), 2);
+    }
+}
