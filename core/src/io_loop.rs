@@ -17,6 +17,7 @@
 //! the queue (plus the timers that are due). Work queued during a round waits for the next one,
 //! so the driver gets to poll the OS between rounds.
 
+use crate::buffer_pool::BufferPool;
 use crate::callback::CallbackQueue;
 use crate::error::{CloseReason, StreamError};
 use crate::slab::{Key, Slab};
@@ -36,6 +37,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// Empty read buffers a loop keeps for reuse (enough for every stream busy in one round).
+const READ_POOL_BUFFERS: usize = 256;
 
 /// Names a stream of one loop; stale ids (of closed, freed streams) are recognised.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -411,6 +415,8 @@ pub struct IoLoop {
     actions: VecDeque<PendingAction>,
     remote: Arc<RemoteShared>,
     local: LocalHandle,
+    /// Read buffers lent to streams while they hold unread bytes.
+    read_buffers: BufferPool,
     stopped: bool,
     slow: Option<SlowWarning>,
     stats: LoopStats,
@@ -443,6 +449,7 @@ impl IoLoop {
             local: LocalHandle {
                 queue: Rc::default(),
             },
+            read_buffers: BufferPool::new(READ_POOL_BUFFERS, config.read_chunk_size * 2),
             stopped: false,
             slow: None,
             stats: LoopStats::default(),
@@ -1043,10 +1050,24 @@ impl IoLoop {
     /// by the count, then call [`IoLoop::handle_read`]. `None`: the stream does not read now.
     pub fn read_buf(&mut self, id: StreamId) -> Option<Limit<&mut BytesMut>> {
         let entry = self.streams.get_mut(id.0)?;
-        if entry.close_queued {
+        if entry.close_queued || !entry.stream.interest().readable {
             return None;
         }
+        if let Some(unused) = entry.stream.install_buffer(self.read_buffers.take()) {
+            self.read_buffers.give(unused);
+        }
         entry.stream.read_buf()
+    }
+
+    /// Returns a stream's drained read buffer to the pool.
+    fn pool_idle_buffer(&mut self, id: StreamId) {
+        if let Some(buf) = self
+            .streams
+            .get_mut(id.0)
+            .and_then(|e| e.stream.take_idle_buffer())
+        {
+            self.read_buffers.give(buf);
+        }
     }
 
     /// `n` bytes were read into the lent buffer (`n > 0`; end of file is [`IoLoop::handle_eof`]).
@@ -1334,6 +1355,7 @@ impl IoLoop {
             }
         };
         self.push_task(origin, kind);
+        self.pool_idle_buffer(id);
         if let Some(reason) = closed_by_read {
             self.close_stream(id, reason);
         }
@@ -1521,6 +1543,10 @@ impl IoLoop {
         };
         entry.stream.restore_read_buf(buf);
         entry.handler.get_or_insert(handler);
+        self.pool_idle_buffer(id);
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
         if entry.close_queued {
             return;
         }

@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod buffer_pool;
 pub mod callback;
 pub mod error;
 pub mod http;
@@ -34,6 +35,7 @@ pub mod testing;
 pub mod time;
 pub mod timer;
 
+pub use buffer_pool::BufferPool;
 pub use callback::CallbackQueue;
 pub use error::{CloseReason, StreamError};
 pub use io_loop::{

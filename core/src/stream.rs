@@ -17,8 +17,7 @@ pub const DEFAULT_READ_CHUNK_SIZE: usize = 64 * 1024;
 /// First read reservation of a stream; doubles each time a read fills it, up to
 /// `read_chunk_size` (like hyper's adaptive read strategy). Small so idle connections are cheap.
 pub const INITIAL_READ_SIZE: usize = 2 * 1024;
-/// An emptied read buffer larger than this is released, so a connection that once received a
-/// large body does not keep the memory while idle.
+/// After a buffer larger than this drains, the next reservation starts small again.
 pub const IDLE_BUFFER_KEEP: usize = 8 * 1024;
 /// The most slices a driver is offered for one vectored write.
 pub const MAX_WRITE_SLICES: usize = 64;
@@ -341,7 +340,6 @@ impl Stream {
             "nothing is read while a handler runs"
         );
         self.read_buf = buf;
-        self.shrink_if_idle();
     }
 
     /// Drops the pending read, returning it (used when the loop fails it on close).
@@ -396,14 +394,25 @@ impl Stream {
         self.lent = 0;
     }
 
-    /// Releases an emptied, oversized read buffer (idle connections stay small).
-    ///
-    /// Buffers up to [`IDLE_BUFFER_KEEP`] are kept: reusing them is what makes a steady
-    /// keep-alive connection allocation-free.
-    pub fn shrink_if_idle(&mut self) {
-        if self.read_buf.is_empty() && self.read_buf.capacity() > IDLE_BUFFER_KEEP {
-            self.read_buf = BytesMut::new();
+    /// Takes the read buffer out if it is empty and allocated, for the loop's buffer pool
+    /// (an idle connection then holds no read memory).
+    pub fn take_idle_buffer(&mut self) -> Option<BytesMut> {
+        if !self.read_buf.is_empty() || self.read_buf.capacity() == 0 {
+            return None;
+        }
+        if self.read_buf.capacity() > IDLE_BUFFER_KEEP {
             self.read_hint = INITIAL_READ_SIZE.min(self.read_chunk_size);
+        }
+        Some(std::mem::take(&mut self.read_buf))
+    }
+
+    /// Installs an empty (pooled) buffer when the stream has none allocated.
+    pub fn install_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
+        if self.read_buf.capacity() == 0 && self.read_buf.is_empty() {
+            self.read_buf = buf;
+            None
+        } else {
+            Some(buf)
         }
     }
 
@@ -532,9 +541,7 @@ impl Stream {
     }
 
     fn take(&mut self, n: usize) -> Bytes {
-        let taken = self.read_buf.split_to(n).freeze();
-        self.shrink_if_idle();
-        taken
+        self.read_buf.split_to(n).freeze()
     }
 
     fn take_chunk(&mut self) -> Bytes {
@@ -742,8 +749,8 @@ mod tests {
         }
         assert_eq!(rooms, [2048, 4096, 8192, 16384, 32768, 65536, 65536]);
         assert!(matches!(s.poll_read(), Some(ReadOutcome::Done(_))));
-        s.shrink_if_idle();
-        assert!(s.read_buf.capacity() <= IDLE_BUFFER_KEEP, "idle buffer released");
+        assert!(s.take_idle_buffer().is_some(), "drained buffer handed out");
+        assert_eq!(s.read_buf.capacity(), 0);
         s.start_read(ReadRequest::Some(10)).unwrap();
         assert_eq!(s.read_buf().unwrap().remaining_mut(), 2048);
     }

@@ -23,6 +23,15 @@ impl MonoClock {
         }
     }
 
+    /// Wall-clock time at the origin, in Unix nanoseconds (for the core's `Date` headers).
+    pub fn unix_origin_nanos(&self) -> u64 {
+        let since_origin = self.origin.elapsed();
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        u64::try_from(unix_now.saturating_sub(since_origin).as_nanos()).unwrap_or(0)
+    }
+
     /// The current time as an eddy instant.
     pub fn now(&self) -> Instant {
         self.from_std(std::time::Instant::now())

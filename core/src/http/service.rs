@@ -19,12 +19,16 @@ use super::date::HttpDate;
 use super::error::{RequestError, SendError};
 use super::request::Request;
 use super::server::{AfterResponse, ServerConn, ServerEvent};
-use super::sink::OutQueue;
+use super::sink::{OutQueue, OUT_QUEUE_RESERVE};
+use crate::buffer_pool::BufferPool;
 use crate::error::{CloseReason, StreamError};
 use crate::io_loop::{
     IoLoop, ListenOptions, ListenerId, LocalHandle, StreamHandler, StreamId, TimeoutHandle,
 };
 use crate::time::Instant;
+
+/// Empty response buffers a server keeps for reuse.
+const OUT_POOL_BUFFERS: usize = 256;
 
 /// The application: answers each request through its [`Responder`], now or later.
 pub trait Handler: 'static {
@@ -61,6 +65,8 @@ struct Shared {
     handler: Box<dyn Handler>,
     date: RefCell<HttpDate>,
     stats: Cell<ServerStats>,
+    /// Response buffers lent to connections while they have output.
+    out_buffers: RefCell<BufferPool>,
 }
 
 impl Shared {
@@ -100,6 +106,7 @@ impl HttpServer {
                 handler: Box::new(handler),
                 date: RefCell::new(HttpDate::from_unix_secs(0)),
                 stats: Cell::new(ServerStats::default()),
+                out_buffers: RefCell::new(BufferPool::new(OUT_POOL_BUFFERS, 4 * OUT_QUEUE_RESERVE)),
             }),
         }
     }
@@ -128,6 +135,7 @@ impl HttpServer {
             armed_phase: None,
             closed: false,
             spare_headers: Rc::default(),
+            shared: self.shared.clone(),
         }));
         let handler = ConnHandler {
             conn: conn.clone(),
@@ -173,16 +181,28 @@ struct Conn {
     closed: bool,
     /// Filled by a dropped `Request`; handed to the machine for the next head.
     spare_headers: Rc<RefCell<Option<HeaderMap>>>,
+    shared: Rc<Shared>,
 }
 
 impl Conn {
-    /// Moves serialised output to the stream's write queue (no copy).
+    /// Gives the connection a pooled response buffer before it serialises output.
+    fn prepare_out(&mut self) {
+        let buf = self.shared.out_buffers.borrow_mut().take();
+        if let Some(unused) = self.out.install_buffer(buf) {
+            self.shared.out_buffers.borrow_mut().give(unused);
+        }
+    }
+
+    /// Moves serialised output to the stream's write queue (no copy), then pools the buffer.
     fn flush_out(&mut self, io: &mut IoLoop) {
         while let Some(bytes) = self.out.pop_front() {
             if io.write(self.stream, bytes).is_err() {
                 self.out = OutQueue::new();
                 return;
             }
+        }
+        if let Some(buf) = self.out.take_idle_buffer() {
+            self.shared.out_buffers.borrow_mut().give(buf);
         }
     }
 
@@ -241,6 +261,7 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
                 conn.request = Some(request);
                 if expect_continue {
                     // The whole body is read before the handler runs, so invite it now.
+                    conn.prepare_out();
                     let Conn { machine, out, .. } = &mut *conn;
                     machine.accept_body(out);
                     conn.flush_out(io);
@@ -305,6 +326,7 @@ fn reject(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, err
     let mut conn = conn_rc.borrow_mut();
     tracing::debug!(peer = %conn.peer, %error, "bad request");
     if conn.machine.can_send_response() {
+        conn.prepare_out();
         let date = shared.date(io);
         let Conn { machine, out, .. } = &mut *conn;
         let _ = machine.send_error(error.status(), Some(&date), out);
@@ -393,6 +415,7 @@ impl Responder {
         let conn_rc = self.conn_for_response()?;
         let result = {
             let mut conn = conn_rc.borrow_mut();
+            conn.prepare_out();
             let date = self.shared.date(io);
             let Conn { machine, out, .. } = &mut *conn;
             machine.send_full_response(status, headers, body.into(), Some(&date), out)
@@ -409,6 +432,7 @@ impl Responder {
     ) -> Result<(), SendError> {
         let conn_rc = self.conn_for_response()?;
         let mut conn = conn_rc.borrow_mut();
+        conn.prepare_out();
         let date = self.shared.date(io);
         let Conn { machine, out, .. } = &mut *conn;
         machine.send_response(status, headers, Some(&date), out)?;
@@ -421,6 +445,7 @@ impl Responder {
     pub fn write(&mut self, io: &mut IoLoop, data: impl Into<Bytes>) -> Result<(), SendError> {
         let conn_rc = self.conn_for_response()?;
         let mut conn = conn_rc.borrow_mut();
+        conn.prepare_out();
         let Conn { machine, out, .. } = &mut *conn;
         machine.send_data(data.into(), out)?;
         conn.flush_out(io);
@@ -448,6 +473,7 @@ impl Responder {
         let conn_rc = self.conn_for_response()?;
         let result = {
             let mut conn = conn_rc.borrow_mut();
+            conn.prepare_out();
             let Conn { machine, out, .. } = &mut *conn;
             machine.send_end(out)
         };
@@ -519,6 +545,7 @@ impl Drop for Responder {
                 return;
             }
             if !started && conn.machine.can_send_response() {
+                conn.prepare_out();
                 let date = shared.date(io);
                 let Conn { machine, out, .. } = &mut *conn;
                 let _ = machine.send_error(StatusCode::INTERNAL_SERVER_ERROR, Some(&date), out);

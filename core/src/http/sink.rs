@@ -27,6 +27,10 @@ impl ResponseSink for Vec<u8> {
     }
 }
 
+/// How much the queue's buffer grows by when it runs out: pipelined responses share one
+/// allocation instead of each allocating while earlier ones wait to be written.
+pub const OUT_QUEUE_RESERVE: usize = 16 * 1024;
+
 /// Body chunks at least this long are queued as they are rather than copied.
 pub const OUT_QUEUE_COPY_MAX: usize = 1024;
 
@@ -56,6 +60,32 @@ impl OutQueue {
         }
     }
 
+    /// Takes the drained buffer out (for a pool), so an idle connection holds none.
+    pub fn take_idle_buffer(&mut self) -> Option<BytesMut> {
+        if self.tail.is_empty() && self.queue.is_empty() && self.tail.capacity() > 0 {
+            Some(std::mem::take(&mut self.tail))
+        } else {
+            None
+        }
+    }
+
+    /// Installs a pooled empty buffer if the queue has none; returns it otherwise.
+    pub fn install_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
+        if self.tail.capacity() == 0 && self.tail.is_empty() {
+            self.tail = buf;
+            None
+        } else {
+            Some(buf)
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) {
+        if self.tail.capacity() - self.tail.len() < bytes.len() {
+            self.tail.reserve(bytes.len().max(OUT_QUEUE_RESERVE));
+        }
+        self.tail.extend_from_slice(bytes);
+    }
+
     /// Total bytes waiting.
     pub fn len(&self) -> usize {
         self.queue.iter().map(Bytes::len).sum::<usize>() + self.tail.len()
@@ -69,12 +99,12 @@ impl OutQueue {
 
 impl ResponseSink for OutQueue {
     fn put_slice(&mut self, bytes: &[u8]) {
-        self.tail.extend_from_slice(bytes);
+        self.append(bytes);
     }
 
     fn put_bytes(&mut self, bytes: Bytes) {
         if bytes.len() < OUT_QUEUE_COPY_MAX {
-            self.tail.extend_from_slice(&bytes);
+            self.append(&bytes);
             return;
         }
         if !self.tail.is_empty() {
