@@ -1,6 +1,8 @@
-//! Request head parsing: httparse on a stack array of fields, then the checks httparse
+//! Request head parsing: httparse on uninitialised field slots, then the checks httparse
 //! leaves to us (framing headers, Host, request-target form, version), building `http`
 //! types that share the head's bytes instead of copying them.
+
+use std::mem::MaybeUninit;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
@@ -44,18 +46,6 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
-#[derive(Clone, Copy, Default)]
-struct FieldIdx {
-    name: (usize, usize),
-    value: (usize, usize),
-}
-
-struct Line {
-    method: (usize, usize),
-    target: (usize, usize),
-    version: Version,
-}
-
 fn span(base: usize, s: &[u8]) -> (usize, usize) {
     let start = s.as_ptr() as usize - base;
     (start, start + s.len())
@@ -63,30 +53,43 @@ fn span(base: usize, s: &[u8]) -> (usize, usize) {
 
 /// Parses the head occupying `buf[..head_len]` (which must end in its blank line), splits
 /// it off `buf`, and returns the validated head. `headers` is a map to reuse (it is cleared).
+///
+/// One pass: httparse runs over the split-off head with uninitialised field slots (nothing is
+/// zeroed per request), and each field goes straight into the map as a slice of the head.
 pub fn parse_request_head(
     buf: &mut BytesMut,
     head_len: usize,
     mut headers: HeaderMap,
 ) -> Result<RequestHead, RequestError> {
-    let mut idx = [FieldIdx::default(); MAX_HEADERS];
-    let (line, nfields) = locate(&buf[..head_len], &mut idx)?;
     let head: Bytes = buf.split_to(head_len).freeze();
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    check_parse(req.parse_with_uninit_headers(&head, &mut fields), &head)?;
+    let base = head.as_ptr() as usize;
+    let (Some(method), Some(target), Some(v)) = (req.method, req.path, req.version) else {
+        return Err(RequestError::BadSyntax("incomplete request line"));
+    };
+    let version = match v {
+        0 => Version::HTTP_10,
+        1 => Version::HTTP_11,
+        _ => return Err(RequestError::VersionNotSupported),
+    };
+    let target = span(base, target.as_bytes());
 
     headers.clear();
-    headers.reserve(nfields);
+    headers.reserve(req.headers.len());
     let mut facts = Facts::default();
-    for f in &idx[..nfields] {
-        let name_bytes = &head[f.name.0..f.name.1];
-        let value_bytes = &head[f.value.0..f.value.1];
-        facts.observe(name_bytes, value_bytes)?;
+    for field in req.headers.iter() {
+        let name_bytes = field.name.as_bytes();
+        facts.observe(name_bytes, field.value)?;
         let name = HeaderName::from_bytes(name_bytes)
             .map_err(|_| RequestError::BadSyntax("invalid field name"))?;
-        let value = HeaderValue::from_maybe_shared(head.slice(f.value.0..f.value.1))
+        let (start, end) = span(base, field.value);
+        let value = HeaderValue::from_maybe_shared(head.slice(start..end))
             .map_err(|_| RequestError::BadSyntax("invalid byte in field value"))?;
         headers.append(name, value);
     }
 
-    let version = line.version;
     let framing = facts.framing(version, &headers)?;
     if facts.hosts > 1 {
         return Err(RequestError::BadHost("more than one Host header"));
@@ -96,9 +99,9 @@ pub fn parse_request_head(
             "missing Host header on an HTTP/1.1 request",
         ));
     }
-    let method = Method::from_bytes(&head[line.method.0..line.method.1])
+    let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| RequestError::BadSyntax("invalid method"))?;
-    let uri = parse_target(&head, line.target, &method)?;
+    let uri = parse_target(&head, target, &method)?;
 
     let keep_alive = if version == Version::HTTP_11 {
         !facts.conn_close
@@ -116,11 +119,9 @@ pub fn parse_request_head(
     })
 }
 
-/// Runs httparse and records where each part of the head lies.
-fn locate(bytes: &[u8], idx: &mut [FieldIdx; MAX_HEADERS]) -> Result<(Line, usize), RequestError> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut fields);
-    match req.parse(bytes) {
+/// Maps httparse's verdict on the whole head to ours.
+fn check_parse(result: httparse::Result<usize>, bytes: &[u8]) -> Result<(), RequestError> {
+    match result {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(RequestError::BadSyntax("head does not end where expected")),
         Err(httparse::Error::TooManyHeaders) => {
@@ -143,28 +144,7 @@ fn locate(bytes: &[u8], idx: &mut [FieldIdx; MAX_HEADERS]) -> Result<(Line, usiz
         }
         Err(_) => return Err(RequestError::BadSyntax("invalid request line")),
     }
-    let base = bytes.as_ptr() as usize;
-    let (Some(method), Some(target), Some(v)) = (req.method, req.path, req.version) else {
-        return Err(RequestError::BadSyntax("incomplete request line"));
-    };
-    let version = match v {
-        0 => Version::HTTP_10,
-        1 => Version::HTTP_11,
-        _ => return Err(RequestError::VersionNotSupported),
-    };
-    let line = Line {
-        method: span(base, method.as_bytes()),
-        target: span(base, target.as_bytes()),
-        version,
-    };
-    let n = req.headers.len();
-    for (slot, h) in idx.iter_mut().zip(req.headers.iter()) {
-        *slot = FieldIdx {
-            name: span(base, h.name.as_bytes()),
-            value: span(base, h.value),
-        };
-    }
-    Ok((line, n))
+    Ok(())
 }
 
 /// httparse says "bad version" both for `HTTP/2.0` (505) and for garbage (400).
