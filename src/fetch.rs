@@ -278,7 +278,10 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(a.url, "http://h/");
-        assert_eq!(a.headers, vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]);
+        assert_eq!(
+            a.headers,
+            vec![("X-A".into(), "1".into()), ("X-B".into(), "2".into())]
+        );
         assert!(a.follow_redirects && a.include);
         assert_eq!(a.timeout, Duration::from_millis(1500));
         let req = build_request(&a).unwrap();

@@ -84,7 +84,11 @@ fn python_http_server() -> Option<(Peer, PathBuf)> {
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("eddy-client-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("hello.txt"), "hello from python http.server\n".repeat(100)).unwrap();
+    std::fs::write(
+        dir.join("hello.txt"),
+        "hello from python http.server\n".repeat(100),
+    )
+    .unwrap();
     let peer = spawn_python(&[
         "-m",
         "http.server",
@@ -165,7 +169,11 @@ fn eddy_server_sees_one_connection_for_sequential_keep_alive_fetches() {
         }
         assert_eq!(bodies[5], "POST /post 100000", "[{backend:?}]");
         assert_eq!(bodies[6].len(), 100_003, "[{backend:?}] chunked stream");
-        assert_eq!(server.stats().connections, 1, "[{backend:?}] keep-alive reuse");
+        assert_eq!(
+            server.stats().connections,
+            1,
+            "[{backend:?}] keep-alive reuse"
+        );
         assert_eq!(server.stats().requests, 7, "[{backend:?}]");
     }
 }
@@ -180,7 +188,9 @@ fn chain(
 ) {
     let req = match i {
         0..=4 => HttpRequest::get(format!("http://{addr}/n{i}")),
-        5 => HttpRequest::new(Method::POST, format!("http://{addr}/post")).body(vec![b'p'; 100_000]),
+        5 => {
+            HttpRequest::new(Method::POST, format!("http://{addr}/post")).body(vec![b'p'; 100_000])
+        }
         6 => HttpRequest::get(format!("http://{addr}/stream")),
         _ => {
             io.stop();
@@ -227,7 +237,10 @@ fn python_http_server_http10_close_delimited_bodies() {
             other => panic!("[{backend:?}] {other:?}"),
         }
         let stats = client.stats();
-        assert_eq!(stats.idle, 0, "[{backend:?}] HTTP/1.0 connections are not pooled");
+        assert_eq!(
+            stats.idle, 0,
+            "[{backend:?}] HTTP/1.0 connections are not pooled"
+        );
         assert_eq!(stats.connections_opened, 3, "[{backend:?}]");
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -258,7 +271,11 @@ fn python_peer_chunked_redirects_and_gzip() {
         assert_eq!(text(&results[2]), "target GET 0", "[{backend:?}]");
         assert_eq!(text(&results[3]), "target GET 0", "[{backend:?}] 303 → GET");
         assert_eq!(results[4], Err(HttpError::TooManyRedirects { max: 4 }));
-        assert_eq!(text(&results[5]), "compressed ".repeat(1000), "[{backend:?}]");
+        assert_eq!(
+            text(&results[5]),
+            "compressed ".repeat(1000),
+            "[{backend:?}]"
+        );
     }
 }
 
@@ -280,7 +297,11 @@ fn python_peer_silence_resets_and_early_close_are_errors() {
             ],
         );
         let phase = TimeoutPhase::Request;
-        assert_eq!(results[0], Err(HttpError::Timeout { phase }), "[{backend:?}]");
+        assert_eq!(
+            results[0],
+            Err(HttpError::Timeout { phase }),
+            "[{backend:?}]"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
         assert!(
             matches!(
@@ -290,7 +311,11 @@ fn python_peer_silence_resets_and_early_close_are_errors() {
             "[{backend:?}] {:?}",
             results[1]
         );
-        assert_eq!(results[2], Err(HttpError::ConnectionClosed), "[{backend:?}]");
+        assert_eq!(
+            results[2],
+            Err(HttpError::ConnectionClosed),
+            "[{backend:?}]"
+        );
     }
 }
 
@@ -315,9 +340,17 @@ fn refused_ports_and_silent_listeners_fail_with_the_right_error() {
                 slow,
             ],
         );
-        assert_eq!(results[0], Err(HttpError::ConnectionRefused), "[{backend:?}]");
+        assert_eq!(
+            results[0],
+            Err(HttpError::ConnectionRefused),
+            "[{backend:?}]"
+        );
         let phase = TimeoutPhase::Request;
-        assert_eq!(results[1], Err(HttpError::Timeout { phase }), "[{backend:?}]");
+        assert_eq!(
+            results[1],
+            Err(HttpError::Timeout { phase }),
+            "[{backend:?}]"
+        );
     }
     drop(silent);
 }
@@ -336,17 +369,31 @@ fn eddy_fetch_command_prints_bodies_heads_and_one_line_errors() {
     };
     let (code, out, _) = run(&[&peer.url("/hello.txt")]);
     assert_eq!((code, out), (0, expected.clone()));
-    let (code, out, _) = run(&["--include", &peer.url("/hello.txt").replace("127.0.0.1", "localhost")]);
+    let (code, out, _) = run(&[
+        "--include",
+        &peer.url("/hello.txt").replace("127.0.0.1", "localhost"),
+    ]);
     assert_eq!(code, 0);
-    assert!(out.starts_with(b"HTTP/1.0 200 OK\r\n"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.starts_with(b"HTTP/1.0 200 OK\r\n"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     assert!(out.ends_with(&expected));
     let (code, _, err) = run(&["--fail", &peer.url("/missing")]);
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (code, out, err) = run(&[&format!("http://127.0.0.1:{port}/")]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
-    assert!(err.contains("connection refused") && err.lines().count() == 1, "{err}");
+    assert!(
+        err.contains("connection refused") && err.lines().count() == 1,
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

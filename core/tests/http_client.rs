@@ -8,8 +8,8 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use eddy_core::http::{
-    ClientConfig, FetchResult, HttpClient, HttpConfig, HttpError, HttpRequest, HttpServer,
-    Request, Responder, TimeoutPhase,
+    ClientConfig, FetchResult, HttpClient, HttpConfig, HttpError, HttpRequest, HttpServer, Request,
+    Responder, TimeoutPhase,
 };
 use eddy_core::testing::FakeNet;
 use eddy_core::{Duration, Instant, IoLoop, ListenOptions, StreamId};
@@ -41,7 +41,11 @@ fn app(io: &mut IoLoop, req: Request, resp: Responder) {
         "/redirect" => {
             let args = req.query_arguments();
             let to = args.get_str("to").unwrap_or("/".into()).into_owned();
-            let code: u16 = args.get_str("code").unwrap_or("302".into()).parse().unwrap();
+            let code: u16 = args
+                .get_str("code")
+                .unwrap_or("302".into())
+                .parse()
+                .unwrap();
             h.insert("location", HeaderValue::from_str(&to).unwrap());
             let status = StatusCode::from_u16(code).unwrap();
             resp.respond(io, status, &h, "moved").unwrap();
@@ -271,7 +275,11 @@ fn redirect_loops_stop_at_max_redirects() {
     let r = w.fetch(req);
     w.run();
     assert_eq!(one(&r), Err(HttpError::TooManyRedirects { max: 3 }));
-    assert_eq!(w.server.stats().requests, 4, "the first request and three redirects");
+    assert_eq!(
+        w.server.stats().requests,
+        4,
+        "the first request and three redirects"
+    );
 }
 
 #[test]
@@ -348,7 +356,11 @@ fn gzip_bodies_are_decompressed_and_bounded() {
     assert!(resp.body.iter().all(|&b| b == b'z'));
     assert_eq!(resp.headers["x-consumed-content-encoding"], "gzip");
     assert!(resp.headers.get("content-encoding").is_none());
-    assert_eq!(one(&r2).unwrap().body.len(), 10_000, "no Accept-Encoding sent");
+    assert_eq!(
+        one(&r2).unwrap().body.len(),
+        10_000,
+        "no Accept-Encoding sent"
+    );
     assert_eq!(one(&r3), Err(HttpError::BodyTooLarge { limit: 5_000 }));
 }
 
@@ -378,7 +390,11 @@ fn a_server_that_never_answers_times_out_in_virtual_time() {
         })
     );
     assert_eq!(results[0].0, Instant::ZERO + Duration::from_secs(3));
-    assert_eq!(w.client.stats().idle, 0, "a timed-out connection is not pooled");
+    assert_eq!(
+        w.client.stats().idle,
+        0,
+        "a timed-out connection is not pooled"
+    );
 }
 
 #[test]
@@ -395,7 +411,10 @@ fn max_clients_queues_requests_and_reuses_the_connection() {
     assert_eq!(w.client.stats().queued, 2);
     w.run();
     let results = results.borrow();
-    let times: Vec<u64> = results.iter().map(|(t, _)| t.as_nanos() / 1_000_000_000).collect();
+    let times: Vec<u64> = results
+        .iter()
+        .map(|(t, _)| t.as_nanos() / 1_000_000_000)
+        .collect();
     assert_eq!(times, [1, 2, 3], "one at a time");
     for (i, (_, r)) in results.iter().enumerate() {
         assert_eq!(body(r), format!("GET /slow?i={i} 0"));
@@ -436,7 +455,11 @@ fn server_closing_an_idle_connection_evicts_it_from_the_pool() {
     assert_eq!(w.client.stats().idle, 1);
     w.net.advance(Duration::from_secs(2));
     w.settle();
-    assert_eq!(w.client.stats().idle, 0, "closed by the server's idle timeout");
+    assert_eq!(
+        w.client.stats().idle,
+        0,
+        "closed by the server's idle timeout"
+    );
     let r2 = w.fetch(HttpRequest::get(format!("{}/b", base())));
     w.settle();
     assert_eq!(body(&one(&r1)), "GET /a 0");
@@ -493,9 +516,11 @@ fn scripted(req: impl FnOnce(String) -> HttpRequest) -> (IoLoop, FakeNet, HttpCl
     let client = HttpClient::new(ClientConfig::default());
     let results: Results = Rc::default();
     let r = results.clone();
-    client.fetch(&mut io, req("http://10.0.0.1:8080/x".into()), move |io, res| {
-        r.borrow_mut().push((io.now(), res))
-    });
+    client.fetch(
+        &mut io,
+        req("http://10.0.0.1:8080/x".into()),
+        move |io, res| r.borrow_mut().push((io.now(), res)),
+    );
     net.run_until_idle(&mut io, false, 1000);
     (io, net, client, results)
 }
@@ -510,7 +535,10 @@ fn connect_timeout_fires_in_virtual_time() {
     net.run_until_idle(&mut io, true, 1000);
     let phase = TimeoutPhase::Connect;
     assert_eq!(one(&results), Err(HttpError::Timeout { phase }));
-    assert_eq!(results.borrow()[0].0, Instant::ZERO + Duration::from_secs(2));
+    assert_eq!(
+        results.borrow()[0].0,
+        Instant::ZERO + Duration::from_secs(2)
+    );
 }
 
 #[test]
@@ -529,7 +557,10 @@ fn reset_in_the_middle_of_a_response_is_reported_once() {
     net.complete_connect(&mut io, id, Ok(()));
     net.run_until_idle(&mut io, false, 1000);
     let sent = String::from_utf8(net.take_output(id)).unwrap();
-    assert!(sent.starts_with("GET /x HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"), "{sent}");
+    assert!(
+        sent.starts_with("GET /x HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"),
+        "{sent}"
+    );
     assert!(sent.contains("accept-encoding: gzip\r\n"), "{sent}");
     net.peer_send(id, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial");
     net.run_until_idle(&mut io, false, 1000);
@@ -561,7 +592,10 @@ fn http10_close_delimited_response_is_read_to_eof_and_not_pooled() {
     let (mut io, mut net, client, results) = scripted(HttpRequest::get);
     let id = pending_connect(&net);
     net.complete_connect(&mut io, id, Ok(()));
-    net.peer_send(id, b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\n\r\nhello ");
+    net.peer_send(
+        id,
+        b"HTTP/1.0 200 OK\r\nServer: SimpleHTTP/0.6\r\n\r\nhello ",
+    );
     net.run_until_idle(&mut io, false, 1000);
     assert!(results.borrow().is_empty(), "waits for end of file");
     net.peer_send(id, b"world");
@@ -584,11 +618,15 @@ fn a_stale_pooled_connection_is_retried_once_on_a_fresh_one() {
     net.take_output(first);
     // The second request goes on the pooled connection; the server closes without answering.
     let r = results.clone();
-    client.fetch(&mut io, HttpRequest::get("http://10.0.0.1:8080/y"), move |io, res| {
-        r.borrow_mut().push((io.now(), res))
-    });
+    client.fetch(
+        &mut io,
+        HttpRequest::get("http://10.0.0.1:8080/y"),
+        move |io, res| r.borrow_mut().push((io.now(), res)),
+    );
     net.run_until_idle(&mut io, false, 1000);
-    assert!(String::from_utf8(net.take_output(first)).unwrap().starts_with("GET /y "));
+    assert!(String::from_utf8(net.take_output(first))
+        .unwrap()
+        .starts_with("GET /y "));
     net.peer_shutdown(first);
     net.run_until_idle(&mut io, false, 1000);
     let second = pending_connect(&net);
@@ -635,4 +673,16 @@ fn time_out_after_partial_response_delivers_one_callback() {
     let phase = TimeoutPhase::Request;
     assert_eq!(one(&results), Err(HttpError::Timeout { phase }));
     assert!(net.conns[&id].closed.is_some());
+}
+
+#[test]
+fn a_panicking_on_chunk_fails_the_fetch_once() {
+    let mut w = world();
+    let mut req = HttpRequest::get(format!("{}/stream", base()));
+    req.on_chunk = Some(Box::new(|_, _| panic!("user bug")));
+    req.request_timeout = None;
+    let r = w.fetch(req);
+    w.run();
+    assert_eq!(one(&r), Err(HttpError::ChunkCallbackPanicked));
+    assert_eq!(w.client.stats().active, 0);
 }

@@ -18,7 +18,9 @@ enum Framing {
     Length,
     Chunked(Vec<usize>),
     /// Close-delimited (only as the last response).
-    Close { http10: bool },
+    Close {
+        http10: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -53,7 +55,9 @@ impl Resp {
         let sends_body = self.status != 204 && self.status != 304;
         match &self.framing {
             Framing::Length if sends_body => {
-                out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
+                out.extend_from_slice(
+                    format!("Content-Length: {}\r\n", self.body.len()).as_bytes(),
+                );
                 headers += 1;
             }
             Framing::Chunked(_) if sends_body => {
@@ -88,7 +92,11 @@ impl Resp {
             Framing::Close { http10: false } => !self.has_body(),
             _ => true,
         };
-        let body = if self.has_body() { self.body.clone() } else { Vec::new() };
+        let body = if self.has_body() {
+            self.body.clone()
+        } else {
+            Vec::new()
+        };
         vec![
             Step::Head(self.status, headers),
             Step::Body(body),
@@ -120,14 +128,16 @@ fn resp(last: bool) -> impl Strategy<Value = Resp> {
         prop::collection::vec(any::<u8>(), 0..200),
         framing,
     )
-        .prop_map(|(head_request, interim, status, extra_headers, body, framing)| Resp {
-            head_request,
-            interim,
-            status,
-            extra_headers,
-            body,
-            framing,
-        })
+        .prop_map(
+            |(head_request, interim, status, extra_headers, body, framing)| Resp {
+                head_request,
+                interim,
+                status,
+                extra_headers,
+                body,
+                framing,
+            },
+        )
 }
 
 fn responses() -> impl Strategy<Value = Vec<Resp>> {

@@ -482,9 +482,7 @@ impl ClientConn {
                         }
                         self.informational += 1;
                         if self.informational > self.config.max_informational {
-                            return Err(ResponseError::UnexpectedInterim(
-                                "too many 1xx responses",
-                            ));
+                            return Err(ResponseError::UnexpectedInterim("too many 1xx responses"));
                         }
                         self.read = ReadState::Head {
                             scanned: 0,
@@ -593,7 +591,9 @@ impl ClientConn {
             for v in cl {
                 let n = parse_content_length(v.as_bytes()).map_err(ResponseError::from_framing)?;
                 if length.is_some_and(|l| l != n) {
-                    return Err(ResponseError::BadFraming("conflicting Content-Length values"));
+                    return Err(ResponseError::BadFraming(
+                        "conflicting Content-Length values",
+                    ));
                 }
                 length = Some(n);
             }
@@ -656,7 +656,9 @@ fn parse_response_head(bytes: &[u8]) -> Result<ResponseHead, ResponseError> {
             return Err(ResponseError::TooManyHeaders { limit: MAX_HEADERS })
         }
         Err(httparse::Error::Version) => return Err(version_error(bytes)),
-        Err(httparse::Error::Status) => return Err(ResponseError::BadSyntax("invalid status code")),
+        Err(httparse::Error::Status) => {
+            return Err(ResponseError::BadSyntax("invalid status code"))
+        }
         Err(httparse::Error::HeaderName) => {
             return Err(ResponseError::BadSyntax("invalid field name"))
         }
@@ -780,7 +782,11 @@ mod tests {
     #[test]
     fn parses_content_length_response_and_keeps_alive() {
         let (mut c, _) = get(true);
-        let ev = events(&mut c, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc", false);
+        let ev = events(
+            &mut c,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc",
+            false,
+        );
         assert!(matches!(&ev[0], ClientEvent::Head(h) if h.status == 200));
         assert_eq!(ev[1], ClientEvent::Data(Bytes::from_static(b"abc")));
         assert_eq!(ev[2], ClientEvent::End(None));
@@ -863,7 +869,9 @@ mod tests {
         let ev = events(&mut c, &big, false);
         assert_eq!(
             ev.last(),
-            Some(&ClientEvent::Error(ResponseError::HeadTooLarge { limit: 64 }))
+            Some(&ClientEvent::Error(ResponseError::HeadTooLarge {
+                limit: 64
+            }))
         );
         let (mut c, _) = get(true);
         let ev = events(&mut c, b"", true);
@@ -872,7 +880,11 @@ mod tests {
             Some(&ClientEvent::Error(ResponseError::ClosedBeforeResponse))
         );
         let (mut c, _) = get(true);
-        let ev = events(&mut c, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", true);
+        let ev = events(
+            &mut c,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab",
+            true,
+        );
         assert_eq!(
             ev.last(),
             Some(&ClientEvent::Error(ResponseError::Incomplete))
@@ -883,10 +895,16 @@ mod tests {
     fn content_length_over_max_body_is_an_error_at_the_head() {
         let (mut c, _) = get(true);
         c.set_max_body_size(4);
-        let ev = events(&mut c, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", false);
+        let ev = events(
+            &mut c,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+            false,
+        );
         assert_eq!(
             ev.last(),
-            Some(&ClientEvent::Error(ResponseError::BodyTooLarge { limit: 4 }))
+            Some(&ClientEvent::Error(ResponseError::BodyTooLarge {
+                limit: 4
+            }))
         );
     }
 }

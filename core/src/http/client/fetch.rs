@@ -10,6 +10,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -233,6 +234,9 @@ pub enum HttpError {
     /// A gzip body could not be decompressed.
     #[error("response body is not valid gzip")]
     Decompress,
+    /// The request's `on_chunk` callback panicked; the rest of the body was dropped.
+    #[error("the on_chunk callback panicked")]
+    ChunkCallbackPanicked,
 }
 
 impl HttpError {
@@ -1013,8 +1017,13 @@ fn deliver(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, 
             }
         }
     };
-    // No borrow is held while user code runs: it may fetch again.
-    on_chunk(io, piece);
+    // No borrow is held while user code runs: it may fetch again. A panic fails this fetch
+    // (as an exception in Tornado's streaming_callback does) instead of orphaning it.
+    let outcome = catch_unwind(AssertUnwindSafe(|| on_chunk(io, piece)));
+    if outcome.is_err() {
+        tracing::error!("on_chunk callback panicked; failing the fetch");
+        return finish(io, shared, fetch_rc, Err(HttpError::ChunkCallbackPanicked));
+    }
     let mut f = fetch_rc.borrow_mut();
     if f.req.on_chunk.is_none() {
         f.req.on_chunk = Some(on_chunk);
@@ -1108,13 +1117,8 @@ fn release(io: &mut IoLoop, shared: &Rc<Shared>, conn_rc: &Rc<RefCell<Connection
         c.fetch = None;
         (!c.closed && clean && c.machine.can_reuse(), c.addr)
     };
-    let room = shared
-        .state
-        .borrow()
-        .idle
-        .get(&addr)
-        .map_or(0, Vec::len)
-        < shared.config.max_idle_per_host;
+    let room =
+        shared.state.borrow().idle.get(&addr).map_or(0, Vec::len) < shared.config.max_idle_per_host;
     if !(reusable && room) {
         return close_conn(io, conn_rc);
     }
@@ -1146,7 +1150,12 @@ fn follow(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, u
         if f.redirects >= f.req.max_redirects {
             let max = f.req.max_redirects;
             drop(f);
-            return finish(io, shared, fetch_rc, Err(HttpError::TooManyRedirects { max }));
+            return finish(
+                io,
+                shared,
+                fetch_rc,
+                Err(HttpError::TooManyRedirects { max }),
+            );
         }
         let status = f.head.take().map(|h| h.status.as_u16()).unwrap_or(302);
         let to_get = match status {

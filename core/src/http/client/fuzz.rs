@@ -45,7 +45,9 @@ pub fn drive(input: &[u8], sizes: &[usize], methods: &[u8]) -> Vec<Step> {
     let mut requests = 0usize;
     let headers = HeaderMap::new();
     let send = |conn: &mut ClientConn, steps: &mut Vec<Step>, requests: &mut usize| {
-        let head = methods.get(*requests % methods.len().max(1)).is_some_and(|b| b & 1 == 1);
+        let head = methods
+            .get(*requests % methods.len().max(1))
+            .is_some_and(|b| b & 1 == 1);
         let method = if head { Method::HEAD } else { Method::GET };
         *requests += 1;
         let line = RequestLine {
