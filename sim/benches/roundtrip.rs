@@ -104,12 +104,21 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // `cargo bench -p eddy-sim -- latency` runs only the benchmarks whose name contains it.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let wanted = |name: &str| filter.as_deref().map_or(true, |f| name.contains(f));
     let trips = 20_000;
-    bench_round_trips("no latency", FaultConfig::none(), trips);
-    bench_round_trips(
-        "1-10 ms latency",
-        FaultConfig::latency(Duration::from_millis(1), Duration::from_millis(10)),
-        trips,
-    );
-    bench_idle_hours();
+    if wanted("no latency") {
+        bench_round_trips("no latency", FaultConfig::none(), trips);
+    }
+    if wanted("1-10 ms latency") {
+        bench_round_trips(
+            "1-10 ms latency",
+            FaultConfig::latency(Duration::from_millis(1), Duration::from_millis(10)),
+            trips,
+        );
+    }
+    if wanted("idle") {
+        bench_idle_hours();
+    }
 }

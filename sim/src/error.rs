@@ -8,12 +8,14 @@ use eddy_core::Instant;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SimError {
     /// Nothing is runnable, no timer is set, no packet is in flight, and the run is not done.
-    #[error("seed {seed}: hang at {at:?}: nothing runnable, no timer, no packet in flight, and the run is not done")]
+    #[error("seed {seed}: hang at {at:?}: nothing runnable, no timer, no packet in flight, and the run is not done ({detail})")]
     Hang {
         /// The seed.
         seed: u64,
         /// Virtual time when the world went quiet.
         at: Instant,
+        /// What was still outstanding (open connections, held packets, loops not stopped).
+        detail: String,
     },
     /// The run was not done by its virtual deadline (after faults healed: a liveness failure).
     #[error("seed {seed}: not done by the virtual deadline {deadline:?} ({phase})")]

@@ -109,6 +109,8 @@ enum Exit {
 type Setup = Rc<RefCell<dyn FnMut(usize, &mut IoLoop)>>;
 
 const NO_END: u32 = u32::MAX;
+/// Packet size under a bandwidth limit (Ethernet's TCP maximum segment size).
+const MSS: usize = 1460;
 /// Loop steps at one virtual instant before the run is declared a livelock.
 const LIVELOCK_STEPS: u64 = 50_000_000;
 
@@ -643,10 +645,7 @@ impl Sim {
         let deadline = self.net.now + limit;
         match self.run_loop(deadline, &mut done)? {
             Exit::Done => Ok(()),
-            Exit::Idle => Err(SimError::Hang {
-                seed: self.net.seed,
-                at: self.net.now,
-            }),
+            Exit::Idle => Err(self.hang()),
             Exit::Deadline => Err(SimError::Deadline {
                 seed: self.net.seed,
                 deadline,
@@ -672,15 +671,34 @@ impl Sim {
         let deadline = self.net.now + liveness_limit;
         match self.run_loop(deadline, &mut done)? {
             Exit::Done => Ok(()),
-            Exit::Idle => Err(SimError::Hang {
-                seed: self.net.seed,
-                at: self.net.now,
-            }),
+            Exit::Idle => Err(self.hang()),
             Exit::Deadline => Err(SimError::Deadline {
                 seed: self.net.seed,
                 deadline,
                 phase: "liveness after heal",
             }),
+        }
+    }
+
+    fn hang(&self) -> SimError {
+        let open = self
+            .net
+            .ends
+            .iter()
+            .filter(|e| e.state == EndState::Open && e.stream.is_some())
+            .count();
+        let running: Vec<&str> = (0..self.ios.len())
+            .filter(|&h| self.ios[h].iter().any(|io| !io.is_stopped()))
+            .map(|h| self.net.hosts[h].name.as_str())
+            .collect();
+        SimError::Hang {
+            seed: self.net.seed,
+            at: self.net.now,
+            detail: format!(
+                "{open} open socket ends, {} packets held by partitions or down hosts, loops not stopped on: {}",
+                self.net.stalled.len(),
+                running.join(", ")
+            ),
         }
     }
 
@@ -695,6 +713,8 @@ impl Sim {
             self.net.push(at, Event::FaultTick);
         }
         let mut steps_now = 0u64;
+        // `done` can only change when a loop ran, so it is checked after steps, not per event.
+        let mut stepped = true;
         loop {
             let n = self.net.runnable.len();
             if n > 0 {
@@ -707,6 +727,7 @@ impl Sim {
                         self.step(h, lp)?;
                     }
                 }
+                stepped = true;
                 steps_now += n as u64;
                 if steps_now > LIVELOCK_STEPS {
                     return Err(SimError::Livelock {
@@ -718,15 +739,22 @@ impl Sim {
                 self.apply_due()?;
                 continue;
             }
-            if done(self) {
-                return Ok(Exit::Done);
+            if stepped {
+                stepped = false;
+                if done(self) {
+                    return Ok(Exit::Done);
+                }
             }
             let Some(next) = self.net.queue.peek() else {
-                return Ok(Exit::Idle);
+                return Ok(if done(self) { Exit::Done } else { Exit::Idle });
             };
             if next.time > deadline {
                 self.net.now = self.net.now.max(deadline);
-                return Ok(Exit::Deadline);
+                return Ok(if done(self) {
+                    Exit::Done
+                } else {
+                    Exit::Deadline
+                });
             }
             if next.time > self.net.now {
                 self.net.now = next.time;
@@ -1527,41 +1555,49 @@ impl Net {
         self.stats.bytes_written += n as u64;
         let (h, lp) = (self.ends[id as usize].host, self.ends[id as usize].lp);
         self.record(h, lp, Some(stream), TraceKind::Write, n as u64);
+        let mut pieces = 1;
         if n > 1 && self.chance(self.faults.p_split) {
-            let pieces = self.rng.gen_range(2..=n.min(4));
-            let mut left = n;
-            for i in 0..pieces {
-                let rest = pieces - 1 - i;
-                let seg = if rest == 0 {
-                    left
-                } else {
-                    self.rng.gen_range(1..=left - rest)
-                };
-                left -= seg;
-                let at = self.arrival(peer, seg);
-                self.push(
-                    at,
-                    Event::Arrive {
-                        end: peer,
-                        len: seg as u32,
-                    },
-                );
-            }
-        } else {
-            let at = self.arrival(peer, n);
-            self.push(
-                at,
-                Event::Arrive {
-                    end: peer,
-                    len: n as u32,
-                },
-            );
+            pieces = self.rng.gen_range(2..=n.min(4));
+        }
+        let mut left = n;
+        for i in 0..pieces {
+            let rest = pieces - 1 - i;
+            let seg = if rest == 0 {
+                left
+            } else {
+                self.rng.gen_range(1..=left - rest)
+            };
+            left -= seg;
+            self.send_segment(peer, seg);
         }
         if self.chance(self.faults.p_reset) {
             self.inject_reset(id);
         }
         // More queued and room left: stay ready (level-triggered, like epoll).
         self.poke(id);
+    }
+
+    /// Schedules the arrival of `len` written bytes at end `to`; under a bandwidth limit, in
+    /// MSS-sized packets so a long write streams instead of arriving all at once.
+    fn send_segment(&mut self, to: u32, len: usize) {
+        let mss = if self.faults.bandwidth_bytes_per_sec.is_some() {
+            MSS
+        } else {
+            usize::MAX
+        };
+        let mut left = len;
+        while left > 0 {
+            let seg = left.min(mss);
+            left -= seg;
+            let at = self.arrival(to, seg);
+            self.push(
+                at,
+                Event::Arrive {
+                    end: to,
+                    len: seg as u32,
+                },
+            );
+        }
     }
 
     fn read(&mut self, id: u32, stream: StreamId, io: &mut IoLoop) {

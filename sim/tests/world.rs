@@ -454,3 +454,104 @@ fn the_trace_records_events_and_exports() {
     assert_eq!(trace.to_json_lines().lines().count(), trace.events.len());
     assert!(trace.to_chrome_json().contains("\"process_name\""));
 }
+
+#[test]
+fn a_bandwidth_limit_paces_a_transfer() {
+    let faults = FaultConfig {
+        bandwidth_bytes_per_sec: Some(10_000),
+        ..FaultConfig::none()
+    };
+    let mut sim = Sim::with_faults(1, faults);
+    let (got, end) = (shared(), shared());
+    sim.host("server", |io| {
+        echo(io, server_addr());
+    });
+    let (g, e) = (got.clone(), end.clone());
+    sim.host_once("client", move |io| {
+        echo_client(io, server_addr(), message(50_000), g, e)
+    });
+    sim.run_until_done(Duration::from_secs(60), |s| s.is_stopped("client"))
+        .unwrap();
+    assert_eq!(got.borrow().len(), 50_000);
+    // 50 kB each way at 10 kB/s, pipelined: at least 5 s, well under 10 s.
+    let t = sim.now() - Instant::ZERO;
+    assert!(
+        t >= Duration::from_secs(5) && t < Duration::from_secs(10),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn a_delayed_accept_still_lets_the_client_connect_and_send_at_once() {
+    let faults = FaultConfig {
+        p_accept_delay: 1.0,
+        accept_delay_max: Duration::from_secs(5),
+        ..FaultConfig::none()
+    };
+    let mut sim = Sim::with_faults(2, faults);
+    let accepted_at = shared::<Option<Instant>>();
+    let a = accepted_at.clone();
+    sim.host("server", move |io| {
+        let a = a.clone();
+        io.listen(server_addr(), ListenOptions::default(), move |io, s, _| {
+            *a.borrow_mut() = Some(io.now());
+            let _ = io.read_bytes(s, 3, |io, r| {
+                assert_eq!(&r.unwrap()[..], b"abc");
+                io.stop();
+            });
+        });
+    });
+    let connected_at = shared::<Option<Instant>>();
+    let c = connected_at.clone();
+    sim.host_once("client", move |io| {
+        io.connect(server_addr(), None, move |io, r| {
+            *c.borrow_mut() = Some(io.now());
+            io.write(r.unwrap(), &b"abc"[..]).unwrap();
+        });
+    });
+    sim.run_until_done(Duration::from_secs(10), |s| s.is_stopped("server"))
+        .unwrap();
+    let (acc, con) = (
+        accepted_at.borrow().unwrap(),
+        connected_at.borrow().unwrap(),
+    );
+    assert_eq!(
+        con,
+        Instant::ZERO,
+        "the handshake does not wait for accept()"
+    );
+    assert!(acc > con, "accept came later: {acc:?}");
+}
+
+#[test]
+fn a_full_receive_buffer_makes_the_writer_wait() {
+    let faults = FaultConfig {
+        socket_buffer_min: 100,
+        socket_buffer_max: 100,
+        ..FaultConfig::none()
+    };
+    let mut sim = Sim::with_faults(3, faults);
+    // The server accepts and never reads; its loop's read-ahead takes one read chunk (64 KiB
+    // by default), so the writer stops after that plus the socket's 100 bytes.
+    sim.host("server", |io| {
+        io.listen(server_addr(), ListenOptions::default(), |_, _, _| {});
+    });
+    let stream = shared::<Option<eddy_core::StreamId>>();
+    let st = stream.clone();
+    sim.host_once("client", move |io| {
+        io.connect(server_addr(), None, move |io, r| {
+            let s = r.unwrap();
+            *st.borrow_mut() = Some(s);
+            io.write(s, vec![1u8; 1_000_000]).unwrap();
+        });
+    });
+    sim.run_for(Duration::from_secs(10)).unwrap();
+    let s = stream.borrow().unwrap();
+    let queued = sim.with_loop("client", 0, |io| io.stream(s).unwrap().write_queued());
+    let written = 1_000_000 - queued;
+    // Read-ahead stops once a read crosses 64 KiB (reads take at most the 100 buffered bytes).
+    assert!(
+        (64 * 1024 + 100..=64 * 1024 + 200).contains(&written),
+        "read-ahead plus the socket buffer, then back-pressure: {written}"
+    );
+}

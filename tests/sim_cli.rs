@@ -1,0 +1,82 @@
+//! The `eddy` command: `version`, and `sim` finding a planted bug, printing a replay command
+//! that reproduces it, and exporting a Chrome trace.
+
+use std::process::Command;
+
+fn eddy(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .env_remove("EDDY_SEED")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let (ok, text) = eddy(&["version"]);
+    assert!(ok);
+    assert!(text.contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn sim_passes_the_echo_scenario_with_a_summary() {
+    let (ok, text) = eddy(&[
+        "sim",
+        "--scenario",
+        "echo",
+        "--seeds",
+        "0..50",
+        "--check-determinism",
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("echo: 50 seeds, 0 failed"), "{text}");
+}
+
+#[test]
+fn sim_finds_the_planted_bug_and_its_replay_command_reproduces_it() {
+    let (ok, text) = eddy(&["sim", "--scenario", "buggy_echo", "--seeds", "0..300"]);
+    assert!(!ok, "the planted bug is found: {text}");
+    let replay = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: "))
+        .expect("a replay command is printed")
+        .to_string();
+    assert!(
+        replay.starts_with("eddy sim --scenario buggy_echo --seeds "),
+        "{replay}"
+    );
+    let first_failure = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("FAILED seed"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let trace = std::env::temp_dir().join(format!("eddy-sim-cli-{}.json", std::process::id()));
+    let mut args: Vec<&str> = replay.split_whitespace().skip(1).collect();
+    let trace_arg = trace.to_str().unwrap().to_string();
+    args.extend(["--trace", &trace_arg]);
+    let (ok2, text2) = eddy(&args);
+    assert!(!ok2);
+    assert!(text2.contains("1 seeds, 1 failed"), "{text2}");
+    assert!(
+        text2.contains(&first_failure),
+        "same failure:\n{first_failure}\n{text2}"
+    );
+    let json = std::fs::read_to_string(&trace).unwrap();
+    let _ = std::fs::remove_file(&trace);
+    assert!(json.starts_with("{\"traceEvents\":["));
+    assert!(json.contains("\"name\":\"read\""));
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let (ok, text) = eddy(&["sim", "--scenario", "nope"]);
+    assert!(!ok);
+    assert!(text.contains("no scenario \"nope\""), "{text}");
+    let (ok, text) = eddy(&["sim", "--scenario", "echo", "--seeds", "5..2"]);
+    assert!(!ok);
+    assert!(text.contains("--seeds wants A..B"), "{text}");
+}
