@@ -7,6 +7,7 @@
 use eddy_sim::{FaultConfig, RunReport, SimError};
 
 pub mod echo;
+pub mod http_chaos;
 pub mod timers;
 
 /// Knobs a caller (a test or `eddy sim`) may set for a scenario run.
@@ -52,6 +53,11 @@ pub fn all() -> &'static [Scenario] {
             name: "buggy_echo",
             about: "echo against a server with a planted bug (corrupts a 1-byte read after a 3 s pause); should fail",
             run: echo::run_buggy,
+        },
+        Scenario {
+            name: "http_chaos",
+            about: "20 HttpClients x 50 requests against HttpServer under faults; exactly one matching result each, within time-outs",
+            run: http_chaos::run,
         },
         Scenario {
             name: "timers",

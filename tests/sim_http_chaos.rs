@@ -1,0 +1,60 @@
+//! The `http_chaos` scenario on the simulator: HttpClients against HttpServer under faults.
+//! Every request ends with exactly one result that matches it, within its time-outs, and all
+//! finish once the world heals; in a calm world every request succeeds.
+
+use eddy::scenarios::{http_chaos, ScenarioOptions};
+use eddy_sim::{assert_seeds, FaultConfig};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Swarm seeds run by `cargo test` (what fits in well under a minute on two cores);
+/// `EDDY_SEED=n` replays one, `eddy sim --scenario http_chaos --seeds 0..1000` runs more.
+const SWARM_SEEDS: u64 = 120;
+
+/// Runs `seeds` with `faults`, returning (requests answered, requests failed) over all runs.
+fn run(seeds: std::ops::Range<u64>, faults: Option<FaultConfig>) -> (u64, u64) {
+    let opts = ScenarioOptions {
+        faults,
+        ..ScenarioOptions::default()
+    };
+    let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    assert_seeds(seeds, |seed| {
+        let (report, outcomes) = http_chaos::run_counted(seed, &opts)?;
+        ok.fetch_add(outcomes.ok, Ordering::Relaxed);
+        failed.fetch_add(outcomes.failed, Ordering::Relaxed);
+        Ok(report)
+    });
+    (ok.into_inner(), failed.into_inner())
+}
+
+#[test]
+fn http_chaos_swarm_seeds_every_request_gets_exactly_one_matching_result() {
+    let (ok, failed) = run(0..SWARM_SEEDS, None);
+    println!("swarm: {ok} answered, {failed} failed");
+    assert!(ok > 0);
+}
+
+#[test]
+fn http_chaos_calm_world_answers_every_request() {
+    let (ok, failed) = run(0..10, Some(FaultConfig::none()));
+    assert_eq!(failed, 0);
+    assert!(
+        ok >= 10 * 20 * http_chaos::REQUESTS_PER_CLIENT as u64
+            || std::env::var("EDDY_SEED").is_ok()
+    );
+}
+
+#[test]
+fn http_chaos_hostile_world_still_ends_every_request_once() {
+    let (ok, failed) = run(0..30, Some(FaultConfig::hostile()));
+    println!("hostile: {ok} answered, {failed} failed");
+    if std::env::var("EDDY_SEED").is_err() {
+        assert!(
+            failed > 0,
+            "hostile faults never failed a request: the faults are not reaching HTTP"
+        );
+        assert!(
+            ok > failed,
+            "most requests should still succeed under faults ({ok} ok, {failed} failed)"
+        );
+    }
+}
