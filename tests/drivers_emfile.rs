@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{backends, Backend};
+use common::{real_backends as backends, Backend};
 use eddy::core::{Duration as CoreDuration, IoLoop};
 use eddy::drivers::{new_driver, DriverConfig};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{backends, driver_for, run_single};
+use common::{driver_for, real_backends as backends, run_single};
 use eddy::core::{CloseReason, IoLoop, ListenOptions, LoopConfig, StreamError};
 use eddy::drivers::{listen_host, new_driver, run_sync, DriverConfig, DriverError, DriverKind};
 use std::cell::RefCell;

@@ -1,4 +1,6 @@
-//! Test harness: run one test body on every backend (the OS drivers now, the simulator later).
+//! Test harness: run one test body on every backend — the OS drivers (mio, poll) and the
+//! simulator, where the same body meets latency, short reads and writes, split and coalesced
+//! segments and small socket buffers (faults that never cut a connection).
 //!
 //! Bodies are written against `IoLoop` only — clients use `io.connect`, `io.write`,
 //! `io.read_*` — so the same body can run on real loopback sockets or a simulated network.
@@ -7,6 +9,7 @@
 
 use eddy::core::{IoLoop, ListenerId, LoopConfig};
 use eddy::drivers::{new_driver, Driver, DriverConfig, DriverKind};
+use eddy_sim::FaultConfig;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,8 @@ pub enum Backend {
     Mio,
     /// The poll(2) driver on loopback sockets.
     Poll,
+    /// The simulated network (server and client on two hosts), from a fixed seed.
+    Sim,
 }
 
 impl Backend {
@@ -25,13 +30,47 @@ impl Backend {
         match self {
             Backend::Mio => Some(DriverKind::Mio),
             Backend::Poll => Some(DriverKind::Poll),
+            Backend::Sim => None,
         }
     }
 }
 
 /// Every backend a body should run on.
 pub fn backends() -> Vec<Backend> {
+    vec![Backend::Mio, Backend::Poll, Backend::Sim]
+}
+
+/// The OS backends, for bodies that need real sockets, threads or the real clock.
+pub fn real_backends() -> Vec<Backend> {
     vec![Backend::Mio, Backend::Poll]
+}
+
+/// Seed of simulated runs (`EDDY_SEED` overrides it, to explore or replay).
+pub fn sim_seed() -> u64 {
+    std::env::var("EDDY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+}
+
+/// A simulated world that is slow and choppy but never cuts a connection.
+pub fn sim_faults() -> FaultConfig {
+    FaultConfig {
+        latency_min: Duration::from_micros(50),
+        latency_max: Duration::from_millis(5),
+        p_slow: 0.02,
+        slow_latency_max: Duration::from_millis(200),
+        socket_buffer_min: 4 * 1024,
+        socket_buffer_max: 256 * 1024,
+        p_short_read: 0.3,
+        p_short_write: 0.3,
+        p_split: 0.3,
+        p_coalesce: 0.3,
+        coalesce_delay_max: Duration::from_millis(5),
+        p_accept_delay: 0.2,
+        accept_delay_max: Duration::from_millis(100),
+        ..FaultConfig::none()
+    }
 }
 
 /// The loopback address tests bind to (ephemeral port).
@@ -49,12 +88,15 @@ pub fn driver_for(backend: Backend) -> Box<dyn Driver> {
 ///
 /// `server` gets the address to bind and returns its listener; `client` gets the address the
 /// server actually bound. Panics if the body has not stopped within `wall_limit`.
+///
+/// Returns the (shared) loop on a real backend; `None` on the simulator, where server and
+/// client run on two hosts.
 pub fn run_pair(
     backend: Backend,
-    server: impl FnOnce(&mut IoLoop, SocketAddr) -> ListenerId,
-    client: impl FnOnce(&mut IoLoop, SocketAddr),
+    server: impl FnOnce(&mut IoLoop, SocketAddr) -> ListenerId + 'static,
+    client: impl FnOnce(&mut IoLoop, SocketAddr) + 'static,
     wall_limit: Duration,
-) -> IoLoop {
+) -> Option<IoLoop> {
     run_pair_at(backend, loopback_v4(), server, client, wall_limit)
 }
 
@@ -62,10 +104,26 @@ pub fn run_pair(
 pub fn run_pair_at(
     backend: Backend,
     bind: SocketAddr,
-    server: impl FnOnce(&mut IoLoop, SocketAddr) -> ListenerId,
-    client: impl FnOnce(&mut IoLoop, SocketAddr),
+    server: impl FnOnce(&mut IoLoop, SocketAddr) -> ListenerId + 'static,
+    client: impl FnOnce(&mut IoLoop, SocketAddr) + 'static,
     wall_limit: Duration,
-) -> IoLoop {
+) -> Option<IoLoop> {
+    if backend == Backend::Sim {
+        // Virtual time: an hour of it costs milliseconds, so the wall limit does not apply.
+        let seed = sim_seed();
+        if let Err(e) = eddy_sim::run_pair(
+            seed,
+            sim_faults(),
+            server,
+            client,
+            Duration::from_secs(3600),
+        ) {
+            panic!(
+                "[Sim] seed {seed}: {e}\nreplay: EDDY_SEED={seed} cargo test --test <this test>"
+            );
+        }
+        return None;
+    }
     let mut io = IoLoop::new(LoopConfig::default());
     let mut driver = driver_for(backend);
     let listener = server(&mut io, bind);
@@ -78,7 +136,7 @@ pub fn run_pair_at(
     });
     client(&mut io, addr);
     drive(backend, &mut *driver, &mut io, wall_limit);
-    io
+    Some(io)
 }
 
 /// Runs `body` on a fresh loop until it calls `io.stop()`, bounded by `wall_limit`.
