@@ -213,11 +213,19 @@ fn chunked_response_streams_to_on_chunk() {
     let mut w = world();
     let chunks = Rc::new(RefCell::new(Vec::new()));
     let c = chunks.clone();
+    let heads = Rc::new(RefCell::new(Vec::new()));
+    let h = heads.clone();
+    let c2 = chunks.clone();
     let mut req = HttpRequest::get(format!("{}/stream", base()));
     req.on_chunk = Some(Box::new(move |_, data| c.borrow_mut().push(data)));
+    req.on_head = Some(Box::new(move |_, head| {
+        assert!(c2.borrow().is_empty(), "the head comes before the body");
+        h.borrow_mut().push(head.status);
+    }));
     let r = w.fetch(req);
     w.run();
     let resp = one(&r).unwrap();
+    assert_eq!(*heads.borrow(), [StatusCode::OK]);
     assert!(resp.body.is_empty(), "streamed bodies are not buffered");
     assert_eq!(resp.headers["transfer-encoding"], "chunked");
     assert_eq!(chunks.borrow().concat(), b"part1,part2");
@@ -683,6 +691,36 @@ fn a_panicking_on_chunk_fails_the_fetch_once() {
     req.request_timeout = None;
     let r = w.fetch(req);
     w.run();
-    assert_eq!(one(&r), Err(HttpError::ChunkCallbackPanicked));
+    assert_eq!(one(&r), Err(HttpError::CallbackPanicked));
     assert_eq!(w.client.stats().active, 0);
+}
+
+#[test]
+fn keep_alive_off_sends_connection_close_and_pools_nothing() {
+    let config = ClientConfig {
+        keep_alive: false,
+        ..ClientConfig::default()
+    };
+    let mut w = world_with(HttpConfig::default(), config);
+    let results: Results = Rc::default();
+    let r = results.clone();
+    let client = w.client.clone();
+    w.client.fetch(
+        &mut w.io,
+        HttpRequest::get(format!("{}/a", base())),
+        move |io, res| {
+            r.borrow_mut().push((io.now(), res));
+            let r2 = r.clone();
+            client.fetch(
+                io,
+                HttpRequest::get(format!("{}/b", base())),
+                move |io, res| r2.borrow_mut().push((io.now(), res)),
+            );
+        },
+    );
+    w.run();
+    assert_eq!(results.borrow().len(), 2);
+    assert_eq!(body(&results.borrow()[1].1), "GET /b 0");
+    assert_eq!(w.server.stats().connections, 2);
+    assert_eq!(w.client.stats().idle, 0);
 }

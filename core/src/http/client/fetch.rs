@@ -30,6 +30,9 @@ use crate::time::{Duration, Instant};
 /// Called with each piece of the (decompressed) body as it arrives, instead of buffering it.
 pub type ChunkCallback = Box<dyn FnMut(&mut IoLoop, Bytes)>;
 
+/// Called with the final response head before its body (not for followed redirects).
+pub type HeadCallback = Box<dyn FnMut(&mut IoLoop, &ResponseHead)>;
+
 /// Resolves a host name to an address for the client (the core has no DNS of its own).
 pub type Resolver = Rc<dyn Fn(&str, u16) -> Option<SocketAddr>>;
 
@@ -65,6 +68,8 @@ pub struct HttpRequest {
     pub error_for_status: bool,
     /// Streams the body to this callback instead of collecting it in [`HttpResponse::body`].
     pub on_chunk: Option<ChunkCallback>,
+    /// Sees the final head as soon as it arrives (Tornado's `header_callback`, parsed).
+    pub on_head: Option<HeadCallback>,
 }
 
 impl HttpRequest {
@@ -83,6 +88,7 @@ impl HttpRequest {
             decompress_response: true,
             error_for_status: true,
             on_chunk: None,
+            on_head: None,
         }
     }
 
@@ -127,6 +133,7 @@ impl fmt::Debug for HttpRequest {
             .field("decompress_response", &self.decompress_response)
             .field("error_for_status", &self.error_for_status)
             .field("streaming", &self.on_chunk.is_some())
+            .field("on_head", &self.on_head.is_some())
             .finish()
     }
 }
@@ -234,9 +241,9 @@ pub enum HttpError {
     /// A gzip body could not be decompressed.
     #[error("response body is not valid gzip")]
     Decompress,
-    /// The request's `on_chunk` callback panicked; the rest of the body was dropped.
-    #[error("the on_chunk callback panicked")]
-    ChunkCallbackPanicked,
+    /// The request's `on_head` or `on_chunk` callback panicked; the rest was dropped.
+    #[error("an on_head/on_chunk callback panicked")]
+    CallbackPanicked,
 }
 
 impl HttpError {
@@ -252,7 +259,8 @@ impl HttpError {
 /// Settings shared by every fetch of one client (Tornado's `AsyncHTTPClient` arguments).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientConfig {
-    /// Most requests in progress at once; more wait in a queue (default 10).
+    /// Most requests in progress at once, each on its own connection; more wait in a queue
+    /// (default 10). Idle pooled connections are bounded separately (`max_idle_per_host`).
     pub max_clients: usize,
     /// Most idle keep-alive connections kept per address (default 10).
     pub max_idle_per_host: usize,
@@ -266,6 +274,9 @@ pub struct ClientConfig {
     pub max_trailer_size: usize,
     /// `User-Agent` sent unless the request has one (`None`: none).
     pub user_agent: Option<String>,
+    /// Ask servers to keep connections open and pool them (default true); false sends
+    /// `Connection: close` on every request, as Tornado's simple_httpclient does.
+    pub keep_alive: bool,
 }
 
 impl Default for ClientConfig {
@@ -278,6 +289,7 @@ impl Default for ClientConfig {
             max_chunk_line_size: 4096,
             max_trailer_size: 16 * 1024,
             user_agent: Some(concat!("eddy/", env!("CARGO_PKG_VERSION")).to_owned()),
+            keep_alive: true,
         }
     }
 }
@@ -697,7 +709,7 @@ fn send_on(
             host: &target.authority,
             headers: &headers,
             body: framing,
-            keep_alive: true,
+            keep_alive: shared.config.keep_alive,
         };
         let r = machine
             .send_request(&line, out)
@@ -856,7 +868,7 @@ impl StreamHandler for ConnHandler {
             };
             match event {
                 ClientEvent::NeedData | ClientEvent::Idle => return,
-                ClientEvent::Head(head) => on_head(&fetch, head),
+                ClientEvent::Head(head) => on_head(io, &self.shared, &fetch, head),
                 ClientEvent::Data(data) => on_data(io, &self.shared, &fetch, data),
                 ClientEvent::End(trailers) => {
                     let clean = buf.is_empty();
@@ -935,7 +947,12 @@ fn retry_stale(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch
     true
 }
 
-fn on_head(fetch_rc: &Rc<RefCell<Fetch>>, head: ResponseHead) {
+fn on_head(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    fetch_rc: &Rc<RefCell<Fetch>>,
+    head: ResponseHead,
+) {
     let mut f = fetch_rc.borrow_mut();
     let mut head = head;
     let redirect = f.req.follow_redirects
@@ -958,7 +975,28 @@ fn on_head(fetch_rc: &Rc<RefCell<Fetch>>, head: ResponseHead) {
         }
         f.gzip = true;
     }
+    let notify = match f.req.on_head.take() {
+        Some(cb) if !redirect => Some((cb, head.clone())),
+        Some(cb) => {
+            f.req.on_head = Some(cb);
+            None
+        }
+        None => None,
+    };
     f.head = Some(head);
+    drop(f);
+    let Some((mut on_head, head)) = notify else {
+        return;
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| on_head(io, &head)));
+    if outcome.is_err() {
+        tracing::error!("on_head callback panicked; failing the fetch");
+        return finish(io, shared, fetch_rc, Err(HttpError::CallbackPanicked));
+    }
+    let mut f = fetch_rc.borrow_mut();
+    if f.req.on_head.is_none() {
+        f.req.on_head = Some(on_head);
+    }
 }
 
 fn on_data(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, data: Bytes) {
@@ -1022,7 +1060,7 @@ fn deliver(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, 
     let outcome = catch_unwind(AssertUnwindSafe(|| on_chunk(io, piece)));
     if outcome.is_err() {
         tracing::error!("on_chunk callback panicked; failing the fetch");
-        return finish(io, shared, fetch_rc, Err(HttpError::ChunkCallbackPanicked));
+        return finish(io, shared, fetch_rc, Err(HttpError::CallbackPanicked));
     }
     let mut f = fetch_rc.borrow_mut();
     if f.req.on_chunk.is_none() {
