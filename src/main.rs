@@ -1,4 +1,5 @@
-//! The `eddy` command: `eddy version`, and `eddy sim` to run simulation scenarios over seeds.
+//! The `eddy` command: `eddy version`, `eddy fetch URL` (an HTTP client, like
+//! `python -m tornado.httpclient`), and `eddy sim` to run simulation scenarios over seeds.
 //!
 //! It owns argument parsing (hand-rolled, no dependencies) and printing; scenarios live in
 //! `eddy::scenarios`, the seed runner in `eddy_sim::seeds`.
@@ -13,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const USAGE: &str = "\
 usage:
   eddy version
+  eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY] [--follow-redirects] [--include]
+             [--timeout S]
   eddy sim --scenario NAME [--seeds A..B] [--faults swarm|none|hostile] [--clients N]
            [--threads N] [--check-determinism] [--trace out.json] [--trace-lines out.jsonl]
   eddy sim --list
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
             println!("eddy {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Some("fetch") => eddy::fetch::run(args[1..].to_vec()),
         Some("sim") if args.iter().any(|a| a == "--list") => {
             for s in scenarios::all() {
                 println!("{:<12} {}", s.name, s.about);
