@@ -1,5 +1,5 @@
-//! HttpClient on real sockets, on every OS driver backend: against eddy's own HttpServer
-//! (keep-alive reuse), Python's http.server (HTTP/1.0, close-delimited), a Python HTTP/1.1
+//! HttpClient on every backend against eddy's own HttpServer (keep-alive reuse; mio, poll and
+//! the simulator), and on real sockets (mio, poll) against Python's http.server (HTTP/1.0, close-delimited), a Python HTTP/1.1
 //! peer (chunked, redirects, silence, resets, early close, gzip), refused ports, and the
 //! `eddy fetch` command.
 
@@ -14,7 +14,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{backends, run_pair, run_single, Backend};
+use common::{backends, real_backends, run_pair, run_pair_at, run_single, Backend};
 use eddy::core::http::{
     ClientConfig, FetchResult, HttpClient, HttpError, HttpRequest, HttpServer, Request, Responder,
     TimeoutPhase,
@@ -213,7 +213,7 @@ fn python_http_server_http10_close_delimited_bodies() {
         return;
     };
     let expected = std::fs::read_to_string(dir.join("hello.txt")).unwrap();
-    for backend in backends() {
+    for backend in real_backends() {
         let client = HttpClient::new(ClientConfig::default());
         let mut missing = HttpRequest::get(peer.url("/missing"));
         missing.error_for_status = true;
@@ -249,7 +249,7 @@ fn python_http_server_http10_close_delimited_bodies() {
 #[test]
 fn python_peer_chunked_redirects_and_gzip() {
     let Some(peer) = peer_script() else { return };
-    for backend in backends() {
+    for backend in real_backends() {
         let client = HttpClient::new(ClientConfig::default());
         let mut loop_req = HttpRequest::get(peer.url("/loop"));
         loop_req.max_redirects = 4;
@@ -282,7 +282,7 @@ fn python_peer_chunked_redirects_and_gzip() {
 #[test]
 fn python_peer_silence_resets_and_early_close_are_errors() {
     let Some(peer) = peer_script() else { return };
-    for backend in backends() {
+    for backend in real_backends() {
         let client = HttpClient::new(ClientConfig::default());
         let mut never = HttpRequest::get(peer.url("/never"));
         never.request_timeout = Some(Duration::from_millis(300));
@@ -328,7 +328,7 @@ fn refused_ports_and_silent_listeners_fail_with_the_right_error() {
     // Accepted by the kernel (backlog) but never read or answered.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let silent_port = silent.local_addr().unwrap().port();
-    for backend in backends() {
+    for backend in real_backends() {
         let client = HttpClient::new(ClientConfig::default());
         let mut slow = HttpRequest::get(format!("http://127.0.0.1:{silent_port}/"));
         slow.request_timeout = Some(Duration::from_millis(200));
@@ -396,4 +396,30 @@ fn eddy_fetch_command_prints_bodies_heads_and_one_line_errors() {
         "{err}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn ipv6_literal_urls_reach_an_ipv6_server() {
+    for backend in real_backends() {
+        let server = HttpServer::new(app);
+        let s = server.clone();
+        let got = Rc::new(RefCell::new(None));
+        let g = got.clone();
+        run_pair_at(
+            backend,
+            "[::1]:0".parse().unwrap(),
+            move |io, addr| s.listen(io, addr, ListenOptions::default()),
+            move |io, addr| {
+                let client = HttpClient::new(ClientConfig::default());
+                let url = format!("http://[::1]:{}/v6", addr.port());
+                client.fetch(io, HttpRequest::get(url), move |io, r| {
+                    *g.borrow_mut() = Some(r);
+                    io.stop();
+                });
+            },
+            LIMIT,
+        );
+        let r = got.borrow_mut().take().unwrap();
+        assert_eq!(text(&r), "GET /v6 0", "[{backend:?}]");
+    }
 }

@@ -31,6 +31,10 @@
 //! [`HttpServer`] glues a `ServerConn` to each accepted stream of an `IoLoop` and hands
 //! requests to a [`Handler`], which answers through a [`Responder`].
 //!
+//! The client side mirrors this: [`ClientConn`] serialises requests and parses responses
+//! (same framing code), and [`HttpClient`] glues it to connected streams with a keep-alive
+//! pool, a `max_clients` queue, redirects and time-outs (see [`client`]).
+//!
 //! [`Request`] is the value the web layer gets (query and body arguments, cookies, remote
 //! ip after xheaders); [`HttpDate`] formats the cached `Date` header.
 
