@@ -136,6 +136,7 @@ impl HttpServer {
             closed: false,
             spare_headers: Rc::default(),
             shared: self.shared.clone(),
+            driving: false,
         }));
         let handler = ConnHandler {
             conn: conn.clone(),
@@ -182,6 +183,8 @@ struct Conn {
     /// Filled by a dropped `Request`; handed to the machine for the next head.
     spare_headers: Rc<RefCell<Option<HeaderMap>>>,
     shared: Rc<Shared>,
+    /// `drive` is parsing this connection's buffer right now (it will see the next request).
+    driving: bool,
 }
 
 impl Conn {
@@ -224,10 +227,15 @@ struct ConnHandler {
 
 impl StreamHandler for ConnHandler {
     fn on_readable(&mut self, io: &mut IoLoop, _: StreamId, buf: &mut BytesMut, eof: bool) {
-        if eof {
-            self.conn.borrow_mut().machine.handle_eof();
+        {
+            let mut conn = self.conn.borrow_mut();
+            if eof {
+                conn.machine.handle_eof();
+            }
+            conn.driving = true;
         }
         drive(io, &self.conn, &self.shared, buf);
+        self.conn.borrow_mut().driving = false;
         rearm_timeout(io, &self.conn);
     }
 
@@ -502,10 +510,13 @@ fn finish_cycle(
     match result {
         Ok(AfterResponse::KeepAlive) => {
             conn.flush_out(io);
-            let stream = conn.stream;
-            io.set_reading(stream, true);
-            // A pipelined request may already be buffered: parse it in the next round.
-            io.notify_handler(stream);
+            if !conn.driving {
+                // An answer given later: a pipelined request may already be buffered, so
+                // parse it in the next round. (Inside `drive`, its loop goes on by itself.)
+                let stream = conn.stream;
+                io.set_reading(stream, true);
+                io.notify_handler(stream);
+            }
             drop(conn);
             rearm_timeout(io, conn_rc);
             Ok(())
