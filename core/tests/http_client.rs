@@ -724,3 +724,51 @@ fn keep_alive_off_sends_connection_close_and_pools_nothing() {
     assert_eq!(w.server.stats().connections, 2);
     assert_eq!(w.client.stats().idle, 0);
 }
+
+#[test]
+fn cancel_ends_a_fetch_once_frees_its_slot_and_closes_its_connection() {
+    let config = ClientConfig {
+        max_clients: 1,
+        ..ClientConfig::default()
+    };
+    let mut w = world_with(HttpConfig::default(), config);
+    let results: Results = Rc::default();
+    let r = results.clone();
+    let stuck = w.client.fetch(
+        &mut w.io,
+        HttpRequest::get(format!("{}/never", base())),
+        move |io, res| r.borrow_mut().push((io.now(), res)),
+    );
+    let r = results.clone();
+    let queued = w.client.fetch(
+        &mut w.io,
+        HttpRequest::get(format!("{}/queued", base())),
+        move |io, res| r.borrow_mut().push((io.now(), res)),
+    );
+    let r = results.clone();
+    let cancelled_in_queue = w.client.fetch(
+        &mut w.io,
+        HttpRequest::get(format!("{}/never-sent", base())),
+        move |io, res| r.borrow_mut().push((io.now(), res)),
+    );
+    w.settle();
+    assert!(cancelled_in_queue.cancel(&mut w.io));
+    assert!(stuck.cancel(&mut w.io));
+    assert!(!stuck.cancel(&mut w.io), "cancelling twice does nothing");
+    w.run();
+    let results = results.borrow();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].1, Err(HttpError::Cancelled));
+    assert_eq!(results[1].1, Err(HttpError::Cancelled));
+    assert_eq!(
+        body(&results[2].1),
+        "GET /queued 0",
+        "the freed slot went to the queue"
+    );
+    assert!(queued.is_done() && stuck.is_done());
+    assert_eq!(
+        w.server.stats().requests,
+        2,
+        "/never-sent never reached the server"
+    );
+}

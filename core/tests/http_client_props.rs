@@ -190,6 +190,7 @@ enum Op {
     Close(usize),
     Reset(usize),
     Garbage(usize),
+    Cancel(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -203,6 +204,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(Op::Close),
         1 => any::<usize>().prop_map(Op::Reset),
         1 => any::<usize>().prop_map(Op::Garbage),
+        1 => any::<usize>().prop_map(Op::Cancel),
     ]
 }
 
@@ -223,6 +225,7 @@ proptest! {
         let mut net = FakeNet::new();
         let client = HttpClient::new(ClientConfig { max_clients, ..ClientConfig::default() });
         let calls = Rc::new(RefCell::new(vec![0u32; n]));
+        let mut handles = Vec::new();
         for i in 0..n {
             let host = if i % 3 == 2 { "10.0.0.2" } else { "10.0.0.1" };
             let mut req = HttpRequest::get(format!("http://{host}/r{i}"));
@@ -232,7 +235,7 @@ proptest! {
                 req.url = format!("http://{host}/redirect{i}");
             }
             let c = calls.clone();
-            client.fetch(&mut io, req, move |_, _| c.borrow_mut()[i] += 1);
+            handles.push(client.fetch(&mut io, req, move |_, _| c.borrow_mut()[i] += 1));
         }
         for op in ops {
             net.step(&mut io);
@@ -275,11 +278,15 @@ proptest! {
                 Op::Garbage(i) => if let Some(id) = pick(&open, i) {
                     net.peer_send(id, b"\x16\x03\x01garbage\r\n\r\n");
                 },
+                Op::Cancel(i) => {
+                    handles[i % n].cancel(&mut io);
+                }
             }
         }
         // Heal nothing: time-outs alone must end every fetch.
         prop_assert!(net.run_until_idle(&mut io, true, 1_000_000));
         prop_assert_eq!(&*calls.borrow(), &vec![1u32; n]);
+        prop_assert!(handles.iter().all(|h| h.is_done()));
         let stats = client.stats();
         prop_assert_eq!((stats.active, stats.queued), (0, 0));
         prop_assert_eq!(io.stats().callback_panics, 0);

@@ -30,7 +30,7 @@ pub use conn::{
     ResponseError, ResponseHead,
 };
 pub use fetch::{
-    ChunkCallback, ClientConfig, ClientStats, FetchResult, HeadCallback, HttpClient, HttpError,
-    HttpRequest, HttpResponse, Resolver, TimeoutPhase,
+    ChunkCallback, ClientConfig, ClientStats, FetchHandle, FetchResult, HeadCallback, HttpClient,
+    HttpError, HttpRequest, HttpResponse, Resolver, TimeoutPhase,
 };
 pub use url::{join_location, parse_url, Target};

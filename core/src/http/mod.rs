@@ -53,8 +53,8 @@ mod service;
 mod sink;
 
 pub use client::{
-    ClientConfig, ClientConn, ClientEvent, ClientStats, FetchResult, HttpClient, HttpError,
-    HttpRequest, HttpResponse, ResponseError, ResponseHead, TimeoutPhase,
+    ClientConfig, ClientConn, ClientEvent, ClientStats, FetchHandle, FetchResult, HttpClient,
+    HttpError, HttpRequest, HttpResponse, ResponseError, ResponseHead, TimeoutPhase,
 };
 pub use config::HttpConfig;
 pub use date::HttpDate;

@@ -241,6 +241,9 @@ pub enum HttpError {
     /// A gzip body could not be decompressed.
     #[error("response body is not valid gzip")]
     Decompress,
+    /// The fetch was cancelled through its [`FetchHandle`].
+    #[error("fetch cancelled")]
+    Cancelled,
     /// The request's `on_head` or `on_chunk` callback panicked; the rest was dropped.
     #[error("an on_head/on_chunk callback panicked")]
     CallbackPanicked,
@@ -436,13 +439,14 @@ impl HttpClient {
     /// Fetches `request`; `callback` runs exactly once, in a later round, with the outcome.
     ///
     /// Beyond `max_clients` requests in progress the fetch waits in a queue, for at most
-    /// the smaller of its `connect_timeout` and `request_timeout`.
+    /// the smaller of its `connect_timeout` and `request_timeout`. The returned handle may
+    /// cancel it; dropping the handle does not.
     pub fn fetch(
         &self,
         io: &mut IoLoop,
         request: HttpRequest,
         callback: impl FnOnce(&mut IoLoop, FetchResult) + 'static,
-    ) {
+    ) -> FetchHandle {
         self.shared.update(|s| s.fetches += 1);
         let queue_limit = match (request.connect_timeout, request.request_timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -490,14 +494,61 @@ impl HttpClient {
                 });
                 fetch.borrow_mut().queue_timer = Some(t);
             }
+            let handle = FetchHandle::new(&fetch, &self.shared);
             self.shared.state.borrow_mut().queue.push_back(fetch);
-            return;
+            return handle;
         }
         // Start in the next round: the callback must never run before `fetch` returns.
         self.shared.state.borrow_mut().active += 1;
         fetch.borrow_mut().has_slot = true;
+        let handle = FetchHandle::new(&fetch, &self.shared);
         let shared = self.shared.clone();
         io.add_callback(move |io| start(io, &shared, &fetch));
+        handle
+    }
+}
+
+/// Cancels one fetch (see [`HttpClient::fetch`]); cloning it is cheap.
+#[derive(Clone)]
+pub struct FetchHandle {
+    fetch: std::rc::Weak<RefCell<Fetch>>,
+    shared: Rc<Shared>,
+}
+
+impl FetchHandle {
+    fn new(fetch: &Rc<RefCell<Fetch>>, shared: &Rc<Shared>) -> FetchHandle {
+        FetchHandle {
+            fetch: Rc::downgrade(fetch),
+            shared: shared.clone(),
+        }
+    }
+
+    /// True once the fetch has ended (answered, failed or cancelled).
+    pub fn is_done(&self) -> bool {
+        self.fetch.upgrade().map_or(true, |f| f.borrow().done)
+    }
+
+    /// Stops the fetch now (its connection is closed, its slot freed); its callback gets
+    /// [`HttpError::Cancelled`] in the next round. False if it had already ended.
+    pub fn cancel(&self, io: &mut IoLoop) -> bool {
+        let Some(fetch) = self.fetch.upgrade() else {
+            return false;
+        };
+        match tear_down(io, &self.shared, &fetch) {
+            Some(cb) => {
+                io.add_callback(move |io| cb(io, Err(HttpError::Cancelled)));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl fmt::Debug for FetchHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FetchHandle")
+            .field("done", &self.is_done())
+            .finish()
     }
 }
 
@@ -775,10 +826,22 @@ fn finish(
     fetch_rc: &Rc<RefCell<Fetch>>,
     result: FetchResult,
 ) {
+    if let Some(cb) = tear_down(io, shared, fetch_rc) {
+        cb(io, result);
+    }
+}
+
+/// Ends a fetch's work once (timers, connection, slot) and hands back its callback; `None`
+/// if it had already ended.
+fn tear_down(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    fetch_rc: &Rc<RefCell<Fetch>>,
+) -> Option<FetchCallback> {
     let (callback, conn, connecting, had_slot, timers) = {
         let mut f = fetch_rc.borrow_mut();
         if f.done {
-            return;
+            return None;
         }
         f.done = true;
         let had_slot = std::mem::take(&mut f.has_slot);
@@ -803,10 +866,14 @@ fn finish(
     if had_slot {
         shared.state.borrow_mut().active -= 1;
         process_queue(io, shared);
+    } else {
+        shared
+            .state
+            .borrow_mut()
+            .queue
+            .retain(|f| !Rc::ptr_eq(f, fetch_rc));
     }
-    if let Some(cb) = callback {
-        cb(io, result);
-    }
+    callback
 }
 
 /// Gives free slots to queued fetches, oldest first.
