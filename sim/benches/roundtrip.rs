@@ -107,7 +107,10 @@ fn main() {
     // `cargo bench -p eddy-sim -- latency` runs only the benchmarks whose name contains it.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let wanted = |name: &str| filter.as_deref().map_or(true, |f| name.contains(f));
-    let trips = 20_000;
+    let trips = std::env::var("EDDY_BENCH_TRIPS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(20_000);
     if wanted("no latency") {
         bench_round_trips("no latency", FaultConfig::none(), trips);
     }

@@ -20,7 +20,6 @@ use crate::error::SimError;
 use crate::panics;
 use crate::plan::{FaultOp, FaultPlan};
 use crate::trace::{Trace, TraceEvent, TraceHash, TraceKind};
-use bytes::BufMut;
 use eddy_core::{CloseReason, Duration, Instant, Interest, IoAction, IoLoop, ListenerId, StreamId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -288,6 +287,7 @@ struct Net {
     trace: Option<Vec<TraceEvent>>,
     stats: SimStats,
     spare: Vec<u32>,
+    copy_buf: Vec<u8>,
     fail_on_panic: bool,
 }
 
@@ -350,6 +350,7 @@ impl Sim {
                 trace: None,
                 stats: SimStats::default(),
                 spare: Vec::new(),
+                copy_buf: Vec::new(),
                 fail_on_panic: true,
             },
             ios: Vec::new(),
@@ -1059,19 +1060,19 @@ impl Net {
     }
 
     /// Puts an end on its loop's ready list if it has something to do.
+    ///
+    /// Ends of a crashed loop are all dead (see `crash`), so only live loops get work.
+    #[inline]
     fn poke(&mut self, id: u32) {
-        let e = &self.ends[id as usize];
-        if e.queued {
+        if self.ends[id as usize].queued || !self.wants_service(id) {
             return;
         }
-        let (h, lp, gen) = (e.host, e.lp, e.gen);
-        let live = self.loops[h as usize]
+        let e = &mut self.ends[id as usize];
+        e.queued = true;
+        let (h, lp) = (e.host, e.lp);
+        debug_assert!(self.loops[h as usize]
             .get(lp as usize)
-            .is_some_and(|m| m.gen == gen);
-        if !live || !self.wants_service(id) {
-            return;
-        }
-        self.ends[id as usize].queued = true;
+            .is_some_and(|m| m.gen == e.gen));
         self.loops[h as usize][lp as usize].ready.push(id);
         self.mark_runnable(h, lp);
     }
@@ -1391,7 +1392,8 @@ impl Net {
 
     fn step(&mut self, h: u32, lp: u32, io: &mut IoLoop) -> Result<(), SimError> {
         self.stats.loop_steps += 1;
-        self.loops[h as usize][lp as usize].runnable = false;
+        // `runnable` stays set while the step runs, so work found during the step (pokes of
+        // this loop's own ends) is done in it instead of queueing another, empty, step.
         let offset = self.hosts[h as usize].clock_offset;
         self.drain_actions(h, lp, io);
         if !self.loops[h as usize][lp as usize].accepts.is_empty() {
@@ -1401,7 +1403,8 @@ impl Net {
             }
         }
         self.service_ready(h, lp, io);
-        self.drain_actions(h, lp, io);
+        // Actions queued by these inputs are drained after the round: interest is computed
+        // when polled, so one `Interest` per stream covers both.
         io.handle_timeout(self.now + offset);
         self.drain_actions(h, lp, io);
         // Write what the callbacks queued right away, as a real driver's write() tries to.
@@ -1412,6 +1415,7 @@ impl Net {
 
         let panics = io.stats().callback_panics;
         let m = &mut self.loops[h as usize][lp as usize];
+        m.runnable = false;
         if panics > m.panics {
             m.panics = panics;
             if self.fail_on_panic {
@@ -1574,7 +1578,9 @@ impl Net {
             self.inject_reset(id);
         }
         // More queued and room left: stay ready (level-triggered, like epoll).
-        self.poke(id);
+        if io.stream(stream).is_some_and(|s| s.write_queued() > 0) {
+            self.poke(id);
+        }
     }
 
     /// Schedules the arrival of `len` written bytes at end `to`; under a bandwidth limit, in
@@ -1616,21 +1622,33 @@ impl Net {
         if limit > 1 && self.chance(self.faults.p_short_read) {
             limit = self.rng.gen_range(1..=limit);
         }
-        let Some(mut buf) = io.read_buf(stream) else {
+        // The room `IoLoop::read_buf` would lend (up to one read chunk, one byte past the
+        // buffer limit), but filled with `handle_read_bytes`: it grows the buffer by what was
+        // read instead of reserving a whole chunk per read.
+        let Some(st) = io.stream(stream) else { return };
+        if !st.interest().readable {
             return;
-        };
+        }
+        let room = (st.max_buffer_size() + 1)
+            .saturating_sub(st.buffered())
+            .min(io.config().read_chunk_size);
+        let n = limit.min(room);
+        if n == 0 {
+            return;
+        }
         let e = &mut self.ends[id as usize];
-        let n = limit.min(buf.remaining_mut());
         let (a, b) = e.rx.as_slices();
-        let na = n.min(a.len());
-        buf.put_slice(&a[..na]);
-        if n > na {
-            buf.put_slice(&b[..n - na]);
+        if n <= a.len() {
+            io.handle_read_bytes(stream, &a[..n]);
+        } else {
+            self.copy_buf.clear();
+            self.copy_buf.extend_from_slice(a);
+            self.copy_buf.extend_from_slice(&b[..n - a.len()]);
+            io.handle_read_bytes(stream, &self.copy_buf);
         }
         e.rx.drain(..n);
         e.arrived -= n;
         let (h, lp) = (e.host, e.lp);
-        io.handle_read(stream, n);
         self.record(h, lp, Some(stream), TraceKind::Read, n as u64);
         self.poke(id ^ 1);
         self.poke(id);
@@ -1641,8 +1659,11 @@ impl Net {
             match action {
                 IoAction::Interest { stream, interest } => {
                     if let Some(id) = self.end_of(h, lp, stream) {
-                        self.ends[id as usize].interest = interest;
-                        self.poke(id);
+                        let e = &mut self.ends[id as usize];
+                        if e.interest != interest {
+                            e.interest = interest;
+                            self.poke(id);
+                        }
                     }
                 }
                 IoAction::Listen {
