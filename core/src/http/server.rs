@@ -389,15 +389,17 @@ impl ServerConn {
             out.put_slice(b"\r\n");
             return Ok(());
         }
-        let declared = headers.contains_key(CONTENT_LENGTH);
-        let body_len = body_len.filter(|_| !declared && !headers.contains_key(TRANSFER_ENCODING));
-        let encoder = self.choose_encoder(status, headers, body_len)?;
+        let app = AppFields::scan(headers);
+        let body_len = body_len.filter(|_| !app.content_length && !app.transfer_encoding);
+        let encoder = self.choose_encoder(status, headers, body_len, &app)?;
         if self.continue_pending {
             // The client will not send the body it was not invited to send.
             self.keep_alive = false;
         }
         self.continue_pending = false;
-        if matches!(encoder, BodyEncoder::CloseDelimited) || wants_close(headers) {
+        if matches!(encoder, BodyEncoder::CloseDelimited)
+            || (app.connection && wants_close(headers))
+        {
             self.keep_alive = false;
         }
         write_status_line(status, out);
@@ -417,13 +419,13 @@ impl ServerConn {
             out.put_slice(format_decimal(n, &mut [0u8; 20]));
             out.put_slice(b"\r\n");
         }
-        if let Some(date) = date.filter(|_| !headers.contains_key(DATE)) {
+        if let Some(date) = date.filter(|_| !app.date) {
             write_field(b"Date", date.as_bytes(), out);
         }
-        if !headers.contains_key(SERVER) {
+        if !app.server {
             out.put_slice(b"Server: eddy\r\n");
         }
-        if encoder == BodyEncoder::Chunked && !headers.contains_key(TRANSFER_ENCODING) {
+        if encoder == BodyEncoder::Chunked && !app.transfer_encoding {
             out.put_slice(b"Transfer-Encoding: chunked\r\n");
         }
         if !self.keep_alive {
@@ -703,9 +705,11 @@ impl ServerConn {
         status: StatusCode,
         headers: &HeaderMap,
         body_len: Option<u64>,
+        app: &AppFields,
     ) -> Result<BodyEncoder, SendError> {
         let mut length: Option<u64> = body_len;
-        for value in headers.get_all(CONTENT_LENGTH) {
+        let declared = app.content_length.then(|| headers.get_all(CONTENT_LENGTH));
+        for value in declared.into_iter().flatten() {
             let n = parse_content_length(value.as_bytes())
                 .map_err(|_| SendError::InvalidContentLength)?;
             if length.is_some_and(|prev| prev != n) {
@@ -714,7 +718,10 @@ impl ServerConn {
             length = Some(n);
         }
         let mut chunked = false;
-        for value in headers.get_all(TRANSFER_ENCODING) {
+        let codings = app
+            .transfer_encoding
+            .then(|| headers.get_all(TRANSFER_ENCODING));
+        for value in codings.into_iter().flatten() {
             if !value.as_bytes().eq_ignore_ascii_case(b"chunked")
                 || chunked
                 || self.http10
@@ -769,7 +776,50 @@ fn wants_close(headers: &HeaderMap) -> bool {
         .any(|v| super::framing::list_contains(v.as_bytes(), b"close"))
 }
 
+/// Which framing-related fields the application's header map holds, found in one pass over
+/// its names (instead of one hash lookup per field).
+#[derive(Default)]
+struct AppFields {
+    content_length: bool,
+    transfer_encoding: bool,
+    date: bool,
+    server: bool,
+    connection: bool,
+}
+
+impl AppFields {
+    fn scan(headers: &HeaderMap) -> AppFields {
+        let mut f = AppFields::default();
+        for name in headers.keys() {
+            if name == CONTENT_LENGTH {
+                f.content_length = true;
+            } else if name == TRANSFER_ENCODING {
+                f.transfer_encoding = true;
+            } else if name == DATE {
+                f.date = true;
+            } else if name == SERVER {
+                f.server = true;
+            } else if name == CONNECTION {
+                f.connection = true;
+            }
+        }
+        f
+    }
+}
+
 fn write_status_line(status: StatusCode, out: &mut impl ResponseSink) {
+    // The common ones in one piece.
+    let line: &[u8] = match status.as_u16() {
+        200 => b"HTTP/1.1 200 OK\r\n",
+        204 => b"HTTP/1.1 204 No Content\r\n",
+        304 => b"HTTP/1.1 304 Not Modified\r\n",
+        404 => b"HTTP/1.1 404 Not Found\r\n",
+        _ => b"",
+    };
+    if !line.is_empty() {
+        out.put_slice(line);
+        return;
+    }
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_slice(b" ");
