@@ -6,6 +6,7 @@
 //! default OS driver. Host names are resolved here, with `std::net::ToSocketAddrs` (blocking),
 //! since the core has no DNS.
 
+use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::net::ToSocketAddrs;
 use std::process::ExitCode;
@@ -13,7 +14,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use eddy_core::http::client::Resolver;
-use eddy_core::http::{ClientConfig, HttpClient, HttpError, HttpRequest, HttpResponse};
+use eddy_core::http::{
+    ClientConfig, FetchHandle, HttpClient, HttpError, HttpRequest, HttpResponse, ResponseHead,
+};
 use eddy_drivers::{run_sync, DriverConfig};
 use http::{HeaderName, HeaderValue, Method};
 
@@ -26,7 +29,7 @@ Fetches an http:// URL and prints the body (with --include, the status line and 
 first). -d sends a body (POST unless -X says otherwise; @FILE reads it from a file).
 --timeout bounds the connect and the whole request (default 20 s). Exit status: 0 when a
 response arrived (any status; with --fail, only 2xx/3xx), 1 on a network error, time-out or
-protocol error (one line on stderr), 2 on a usage error. EDDY_DRIVER=mio|poll picks the driver.";
+protocol error (one line on stderr), 2 on a usage error. The body is streamed as it arrives. EDDY_DRIVER=mio|poll picks the driver.";
 
 /// Parsed command line of `eddy fetch`.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,15 +180,15 @@ pub fn fetch_blocking(req: HttpRequest) -> Result<Result<HttpResponse, HttpError
 }
 
 /// Writes the status line and header fields as received.
-pub fn write_head(out: &mut dyn Write, resp: &HttpResponse) -> std::io::Result<()> {
+pub fn write_head(out: &mut dyn Write, head: &ResponseHead) -> std::io::Result<()> {
     write!(
         out,
         "{:?} {} {}\r\n",
-        resp.version,
-        resp.status.as_u16(),
-        resp.reason
+        head.version,
+        head.status.as_u16(),
+        head.reason
     )?;
-    for (name, value) in &resp.headers {
+    for (name, value) in &head.headers {
         out.write_all(name.as_str().as_bytes())?;
         out.write_all(b": ")?;
         out.write_all(value.as_bytes())?;
@@ -194,11 +197,15 @@ pub fn write_head(out: &mut dyn Write, resp: &HttpResponse) -> std::io::Result<(
     out.write_all(b"\r\n")
 }
 
-/// Runs `eddy fetch` with the arguments after `fetch`, writing to the given outputs;
-/// returns the exit status (0, 1 or 2).
-pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+/// Runs `eddy fetch` with the arguments after `fetch`, streaming the response to `out` as it
+/// arrives (head first with `--include`) and errors to `err`; returns the exit status.
+pub fn run_with<W: Write + 'static>(
+    args: &[String],
+    out: Rc<RefCell<W>>,
+    err: &mut dyn Write,
+) -> u8 {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        let _ = writeln!(out, "{USAGE}");
+        let _ = writeln!(out.borrow_mut(), "{USAGE}");
         return 0;
     }
     let parsed = match parse_args(args).and_then(|a| build_request(&a).map(|r| (a, r))) {
@@ -208,33 +215,53 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8
             return 2;
         }
     };
-    let (args, req) = parsed;
-    let result = match fetch_blocking(req) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "eddy fetch: {}: {e}", args.url);
-            return 1;
-        }
-    };
-    match result {
-        Ok(resp) => {
-            let written = (|| {
-                if args.include {
-                    write_head(out, &resp)?;
+    let (args, mut req) = parsed;
+    // Streamed to the output, so no size limit applies.
+    req.max_body_size = u64::MAX;
+    let write_error: Rc<RefCell<Option<std::io::Error>>> = Rc::default();
+    let handle: Rc<RefCell<Option<FetchHandle>>> = Rc::default();
+    let silent = Rc::new(Cell::new(false));
+    {
+        let (out, write_error, handle, silent) = (
+            out.clone(),
+            write_error.clone(),
+            handle.clone(),
+            silent.clone(),
+        );
+        let (include, fail) = (args.include, args.fail);
+        req.on_head = Some(Box::new(move |io, head| {
+            // With --fail an error page is not printed (as curl does).
+            silent.set(fail && head.status.as_u16() >= 400);
+            if include && !silent.get() {
+                if let Err(e) = write_head(&mut *out.borrow_mut(), head) {
+                    stop(io, &handle, &write_error, e);
                 }
-                out.write_all(&resp.body)?;
-                out.flush()
-            })();
-            if let Err(e) = written {
-                let _ = writeln!(err, "eddy fetch: writing output: {e}");
-                return 1;
             }
-            if args.fail && resp.status.as_u16() >= 400 {
-                let _ = writeln!(err, "eddy fetch: {}: HTTP {}", args.url, resp.status);
-                return 1;
+        }));
+    }
+    {
+        let (out, write_error, handle) = (out.clone(), write_error.clone(), handle.clone());
+        req.on_chunk = Some(Box::new(move |io, data| {
+            if silent.get() {
+                return;
             }
-            0
+            if let Err(e) = out.borrow_mut().write_all(&data) {
+                stop(io, &handle, &write_error, e);
+            }
+        }));
+    }
+    let result = fetch_streaming(req, handle);
+    let flushed = out.borrow_mut().flush();
+    if let Some(e) = write_error.borrow_mut().take().or(flushed.err()) {
+        let _ = writeln!(err, "eddy fetch: writing output: {e}");
+        return 1;
+    }
+    match result {
+        Ok(resp) if args.fail && resp.status.as_u16() >= 400 => {
+            let _ = writeln!(err, "eddy fetch: {}: HTTP {}", args.url, resp.status);
+            1
         }
+        Ok(_) => 0,
         Err(e) => {
             let _ = writeln!(err, "eddy fetch: {}: {e}", args.url);
             1
@@ -242,11 +269,41 @@ pub fn run_with(args: &[String], out: &mut dyn Write, err: &mut dyn Write) -> u8
     }
 }
 
+/// Records an output error and cancels the fetch (e.g. `eddy fetch URL | head`).
+fn stop(
+    io: &mut eddy_core::IoLoop,
+    handle: &Rc<RefCell<Option<FetchHandle>>>,
+    slot: &Rc<RefCell<Option<std::io::Error>>>,
+    e: std::io::Error,
+) {
+    slot.borrow_mut().get_or_insert(e);
+    if let Some(h) = handle.borrow().as_ref() {
+        h.cancel(io);
+    }
+}
+
+/// Fetches on a fresh loop of the default OS driver, publishing the fetch's handle.
+fn fetch_streaming(
+    req: HttpRequest,
+    handle: Rc<RefCell<Option<FetchHandle>>>,
+) -> Result<HttpResponse, String> {
+    let config = DriverConfig::from_env().map_err(|e| e.to_string())?;
+    let client = HttpClient::with_resolver(ClientConfig::default(), os_resolver());
+    let result = run_sync(&config, None, move |io, done| {
+        let h = client.fetch(io, req, move |io, result| done.complete(io, result));
+        *handle.borrow_mut() = Some(h);
+    })
+    .map_err(|e| e.to_string())?;
+    result.map_err(|e| e.to_string())
+}
+
 /// Runs `eddy fetch` on the process's stdout and stderr (for `main`).
 pub fn run(args: Vec<String>) -> ExitCode {
-    let stdout = std::io::stdout();
+    let out = Rc::new(RefCell::new(std::io::BufWriter::new(
+        std::io::stdout().lock(),
+    )));
     let stderr = std::io::stderr();
-    let code = run_with(&args, &mut stdout.lock(), &mut stderr.lock());
+    let code = run_with(&args, out, &mut stderr.lock());
     ExitCode::from(code)
 }
 
@@ -303,8 +360,8 @@ mod tests {
         ] {
             assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
         }
-        let mut out = Vec::new();
+        let out = Rc::new(RefCell::new(Vec::new()));
         let mut err = Vec::new();
-        assert_eq!(run_with(&args(&["--bogus"]), &mut out, &mut err), 2);
+        assert_eq!(run_with(&args(&["--bogus"]), out, &mut err), 2);
     }
 }

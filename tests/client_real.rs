@@ -363,8 +363,10 @@ fn eddy_fetch_command_prints_bodies_heads_and_one_line_errors() {
     let expected = std::fs::read(dir.join("hello.txt")).unwrap();
     let run = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = eddy::fetch::run_with(&args, &mut out, &mut err);
+        let out = Rc::new(RefCell::new(Vec::new()));
+        let mut err = Vec::new();
+        let code = eddy::fetch::run_with(&args, out.clone(), &mut err);
+        let out = out.take();
         (code, out, String::from_utf8(err).unwrap())
     };
     let (code, out, _) = run(&[&peer.url("/hello.txt")]);
@@ -380,8 +382,9 @@ fn eddy_fetch_command_prints_bodies_heads_and_one_line_errors() {
         String::from_utf8_lossy(&out)
     );
     assert!(out.ends_with(&expected));
-    let (code, _, err) = run(&["--fail", &peer.url("/missing")]);
+    let (code, out, err) = run(&["--fail", &peer.url("/missing")]);
     assert_eq!(code, 1);
+    assert!(out.is_empty(), "--fail prints no error page");
     assert_eq!(err.lines().count(), 1, "{err}");
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -422,4 +425,43 @@ fn ipv6_literal_urls_reach_an_ipv6_server() {
         let r = got.borrow_mut().take().unwrap();
         assert_eq!(text(&r), "GET /v6 0", "[{backend:?}]");
     }
+}
+
+/// A writer that fails once `limit` bytes were written (a closed pipe).
+struct ClosedPipe {
+    written: usize,
+    limit: usize,
+}
+
+impl std::io::Write for ClosedPipe {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.written >= self.limit {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let n = buf.len().min(self.limit - self.written);
+        self.written += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn eddy_fetch_stops_when_its_output_closes() {
+    let Some((peer, dir)) = python_http_server() else {
+        return;
+    };
+    let out = Rc::new(RefCell::new(ClosedPipe {
+        written: 0,
+        limit: 10,
+    }));
+    let mut err = Vec::new();
+    let args = vec![peer.url("/hello.txt")];
+    let code = eddy::fetch::run_with(&args, out.clone(), &mut err);
+    let err = String::from_utf8(err).unwrap();
+    assert_eq!(code, 1);
+    assert!(err.starts_with("eddy fetch: writing output:"), "{err}");
+    assert_eq!(out.borrow().written, 10);
+    let _ = std::fs::remove_dir_all(dir);
 }
