@@ -64,8 +64,9 @@ fn bench_round_trips(label: &str, faults: FaultConfig, trips: u64) {
     let mut virt = Duration::ZERO;
     for seed in 0..4 {
         let mut sim = world(seed, faults.clone(), trips);
+        let clients = sim.host_id("clients").expect("host exists");
         let started = std::time::Instant::now();
-        sim.run_until_done(Duration::from_secs(1 << 30), |s| s.is_stopped("clients"))
+        sim.run_until_done(Duration::from_secs(1 << 30), |s| s.is_stopped(clients))
             .expect("benchmark world finishes");
         let wall = started.elapsed().as_secs_f64();
         virt = sim.now() - Instant::ZERO;

@@ -354,6 +354,32 @@ fn a_clock_jump_makes_timers_fire_early_in_world_time() {
 }
 
 #[test]
+fn run_until_idle_ends_at_the_last_real_event_even_with_faults_ticking() {
+    // Fault ticks are scheduled for as long as the fault phase lasts; an otherwise idle world
+    // still counts as idle. (No crashes or clock jumps here: they would move the timer.)
+    let faults = FaultConfig {
+        p_crash: 0.0,
+        p_clock_jump: 0.0,
+        ..FaultConfig::hostile()
+    };
+    for seed in 0..50 {
+        let mut sim = Sim::with_faults(seed, faults.clone());
+        sim.host("h", |io| {
+            let t = io.call_later(Duration::from_secs(50), |_| {});
+            io.call_later(Duration::from_secs(7), move |io| {
+                io.remove_timeout(t);
+            });
+        });
+        sim.run_until_idle().unwrap();
+        assert_eq!(
+            sim.now(),
+            Instant::ZERO + Duration::from_secs(7),
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
 fn listeners_reject_foreign_addresses_and_port_reuse() {
     let mut sim = Sim::with_faults(1, FaultConfig::none());
     let ids = shared::<Vec<ListenerId>>();
