@@ -1,15 +1,48 @@
 //! eddy-sim: runs eddy `IoLoop`s on a deterministic simulated network and clock.
 //!
 //! A [`Sim`] is a world of hosts (10.0.0.1, 10.0.0.2, …), each running one or more `IoLoop`s
-//! built by a setup closure — the same application code that runs on the real driver. TCP
-//! between hosts is simulated (listen, connect, accept, refused connects, half-close, reset);
-//! time is virtual and jumps to the next event. One seeded ChaCha8 generator makes every
-//! random choice, so a seed replays a run exactly: same seed, same trace hash.
+//! built by a setup closure — the same application code that runs on the real driver, using
+//! only the `IoLoop` API. TCP between hosts is simulated (listen, connect, accept, refused
+//! connects, half-close, reset); time is virtual and jumps to the next event, so an hour-long
+//! timer costs nothing. One seeded ChaCha8 generator makes every random choice and nothing
+//! iterates a hash map, so `seed → trace` is a function: same seed, same trace hash, on every
+//! platform.
 //!
-//! Faults (latency and jitter, bandwidth, short reads and writes, splitting and coalescing,
-//! bounded buffers, delayed accepts, resets, refused connects, partitions, crashes and
-//! restarts, clock jumps) are set by a [`FaultConfig`] — by default drawn per seed (swarm
-//! testing) — or scheduled as data by a [`FaultPlan`].
+//! Faults (latency with jitter and a slow tail, bandwidth, short reads and writes, splitting
+//! and coalescing, bounded socket buffers, delayed accepts, resets, refused connects,
+//! partitions, crashes and restarts, clock jumps) are set by a [`FaultConfig`] — by default
+//! drawn per seed ([`FaultConfig::swarm`], swarm testing) — or scheduled as data by a
+//! [`FaultPlan`] (with the `proptest` feature, `plan::strategy` generates and shrinks plans).
+//!
+//! # Testing with it
+//!
+//! * One world: [`Sim::new`] / [`Sim::with_faults`], [`Sim::host`], then
+//!   [`Sim::run_until_done`] or [`Sim::run_faults_then_heal`] (safety while faults run, then
+//!   heal and require liveness). A world that goes quiet with work outstanding is a
+//!   [`SimError::Hang`]; an `assert!` that fails inside a simulated callback fails the run
+//!   with [`SimError::Panic`].
+//! * A server and a client: [`run_pair`].
+//! * Many seeds: [`assert_seeds`] / [`run_seeds`] run a range in parallel (each world is built
+//!   in its own thread) and print, for a failure, the seed and the command that replays it;
+//!   `EDDY_SEED=n` narrows any range to that seed. [`check_determinism`] runs a seed twice and
+//!   compares trace hashes. From the shell: `eddy sim --scenario echo --seeds 0..1000`.
+//! * Traces: [`Sim::record_trace`] keeps every event; export with [`Trace::to_json_lines`] or
+//!   [`Trace::to_chrome_json`] (`eddy sim … --trace out.json`). A failed world leaves its
+//!   trace for [`take_last_trace`].
+//!
+//! Simulated code must be deterministic too: take randomness from a generator seeded from the
+//! run's seed, never iterate a `HashMap` to decide anything, and never read the OS clock.
+//!
+//! # The TCP model, and what it leaves out
+//!
+//! Bytes are never lost, reordered or corrupted (they travel over TCP); they are delayed,
+//! split, coalesced and held back by bounded receive buffers. A packet for a partitioned link
+//! or a crashed host is held (as if retransmitted) and delivered when the link heals or the
+//! host restarts; connections do not time out by themselves during a partition — application
+//! timeouts do. A crash drops the host's loops without running a callback; each of its open
+//! sockets sends a reset (if it had unread data) or end of file, as a killed process's kernel
+//! would; later packets to dead sockets are answered with resets. Bandwidth is limited per
+//! connection direction (not shared per link). Clocks only jump forward.
 //!
 //! ```
 //! use eddy_sim::{run_pair, FaultConfig};
