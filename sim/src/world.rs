@@ -294,9 +294,9 @@ struct Net {
 /// A deterministic simulated world; see the module docs.
 ///
 /// ```
-/// use eddy_sim::Sim;
+/// use eddy_sim::{FaultConfig, Sim};
 /// use eddy_core::{Duration, IoLoop};
-/// let mut sim = Sim::new(7);
+/// let mut sim = Sim::with_faults(7, FaultConfig::none());
 /// sim.host("timer", |io: &mut IoLoop| {
 ///     io.call_later(Duration::from_secs(3600), |io| io.stop());
 /// });
