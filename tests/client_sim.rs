@@ -14,6 +14,8 @@ use eddy::core::http::{
 use eddy::core::{Duration, IoLoop, ListenOptions, ListenerId};
 use eddy_sim::{assert_seeds, run_pair, FaultConfig};
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 const FETCHES: usize = 8;
 
@@ -152,9 +154,24 @@ fn calm_world_all_fetches_succeed_over_few_connections() {
 
 #[test]
 fn hostile_worlds_answer_every_fetch_exactly_once() {
+    worlds_answer_every_fetch_exactly_once(0..300, |_| FaultConfig::hostile());
+}
+
+#[test]
+fn swarm_worlds_answer_every_fetch_exactly_once() {
+    // Each seed draws its own fault probabilities, from calm to hostile.
+    worlds_answer_every_fetch_exactly_once(1000..1300, |seed| {
+        FaultConfig::swarm(&mut ChaCha8Rng::seed_from_u64(seed))
+    });
+}
+
+fn worlds_answer_every_fetch_exactly_once(
+    seeds: std::ops::Range<u64>,
+    faults: impl Fn(u64) -> FaultConfig + Sync,
+) {
     let ok = AtomicUsize::new(0);
     let failed = AtomicUsize::new(0);
-    let summary = assert_seeds(0..300, |seed| {
+    let summary = assert_seeds(seeds, |seed| {
         let http = HttpClient::new(ClientConfig {
             max_clients: 3,
             ..ClientConfig::default()
@@ -162,7 +179,7 @@ fn hostile_worlds_answer_every_fetch_exactly_once() {
         let successes = Rc::new(Cell::new(0));
         let report = run_pair(
             seed,
-            FaultConfig::hostile(),
+            faults(seed),
             server,
             client(successes.clone(), http),
             Duration::from_secs(120),

@@ -772,3 +772,16 @@ fn cancel_ends_a_fetch_once_frees_its_slot_and_closes_its_connection() {
         "/never-sent never reached the server"
     );
 }
+
+#[test]
+fn close_idle_closes_pooled_connections() {
+    let mut w = world();
+    let r = w.fetch(HttpRequest::get(format!("{}/a", base())));
+    w.settle();
+    assert_eq!(body(&one(&r)), "GET /a 0");
+    assert_eq!(w.client.stats().idle, 1);
+    w.client.close_idle(&mut w.io);
+    w.settle();
+    assert_eq!(w.client.stats().idle, 0);
+    assert_eq!(w.server.stats().open_connections, 0);
+}

@@ -7,7 +7,7 @@
 
 use core::net::SocketAddr;
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -335,7 +335,7 @@ struct Shared {
 struct PoolState {
     active: usize,
     queue: VecDeque<Rc<RefCell<Fetch>>>,
-    idle: HashMap<SocketAddr, Vec<Rc<RefCell<Connection>>>>,
+    idle: BTreeMap<SocketAddr, Vec<Rc<RefCell<Connection>>>>,
 }
 
 impl Shared {
@@ -423,15 +423,8 @@ impl HttpClient {
 
     /// Closes every idle pooled connection.
     pub fn close_idle(&self, io: &mut IoLoop) {
-        let idle: Vec<_> = self
-            .shared
-            .state
-            .borrow_mut()
-            .idle
-            .drain()
-            .flat_map(|(_, v)| v)
-            .collect();
-        for conn in idle {
+        let idle = std::mem::take(&mut self.shared.state.borrow_mut().idle);
+        for conn in idle.into_values().flatten() {
             close_conn(io, &conn);
         }
     }
