@@ -1264,7 +1264,12 @@ fn follow(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, u
         if to_get {
             f.req.method = Method::GET;
             f.req.body = Bytes::new();
-            for name in ["content-type", "content-length", "transfer-encoding"] {
+            for name in [
+                "content-type",
+                "content-length",
+                "content-encoding",
+                "transfer-encoding",
+            ] {
                 f.req.headers.remove(name);
             }
         }
