@@ -421,7 +421,8 @@ impl HttpClient {
         s
     }
 
-    /// Closes every idle pooled connection.
+    /// Closes every idle pooled connection (and cancels their `idle_timeout` timers, so a
+    /// loop waiting to go idle need not wait for them).
     pub fn close_idle(&self, io: &mut IoLoop) {
         let idle = std::mem::take(&mut self.shared.state.borrow_mut().idle);
         for conn in idle.into_values().flatten() {
