@@ -80,6 +80,8 @@ pub struct SimStats {
     pub clock_jumps: u64,
     /// Resets injected by the network.
     pub injected_resets: u64,
+    /// Connects refused by the network although someone listened.
+    pub injected_refusals: u64,
 }
 
 /// What a finished run reports.
@@ -1363,6 +1365,7 @@ impl Net {
         let refuse_injected = count > 0 && self.chance(self.faults.p_refuse);
         if count == 0 || refuse_injected {
             if refuse_injected {
+                self.stats.injected_refusals += 1;
                 self.record(h, 0, None, TraceKind::InjectRefuse, u64::from(port));
             }
             self.ends[end as usize].state = EndState::Dead;

@@ -143,7 +143,7 @@ pub fn run_with_server(
     sim.run_faults_then_heal(FAULT_PHASE, LIVENESS_LIMIT, all_done)?;
     let stats = sim.stats();
     let cutting_faults = stats.crashes + stats.injected_resets + stats.partitions;
-    let injected_refusals = sim.faults().p_refuse;
+    let injected_refusals = stats.injected_refusals;
     for (c, log) in logs.iter().enumerate() {
         let log = log.borrow();
         match log.outcome.as_ref().expect("all done") {
@@ -165,7 +165,7 @@ pub fn run_with_server(
                 })
             }
             Outcome::Cut(why)
-                if why.contains("refused") && injected_refusals == 0.0 && stats.crashes == 0 =>
+                if why.contains("refused") && injected_refusals == 0 && stats.crashes == 0 =>
             {
                 return Err(SimError::Invariant {
                     seed,
