@@ -20,7 +20,9 @@ use crate::error::SimError;
 use crate::panics;
 use crate::plan::{FaultOp, FaultPlan};
 use crate::trace::{Trace, TraceEvent, TraceHash, TraceKind};
-use eddy_core::{CloseReason, Duration, Instant, Interest, IoAction, IoLoop, ListenerId, StreamId};
+use eddy_core::{
+    CloseReason, Duration, Instant, Interest, IoAction, IoLoop, ListenerId, LoopConfig, StreamId,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cell::RefCell;
@@ -124,6 +126,7 @@ struct HostMeta {
     next_port: u16,
     crashable: bool,
     loops: usize,
+    config: LoopConfig,
 }
 
 struct LoopMeta {
@@ -310,6 +313,7 @@ pub struct Sim {
     net: Net,
     ios: Vec<Vec<IoLoop>>,
     setups: Vec<Setup>,
+    loop_config: LoopConfig,
 }
 
 impl Sim {
@@ -357,6 +361,7 @@ impl Sim {
             },
             ios: Vec::new(),
             setups: Vec::new(),
+            loop_config: LoopConfig::default(),
         }
     }
 
@@ -409,6 +414,7 @@ impl Sim {
             next_port: 49152,
             crashable,
             loops,
+            config: self.loop_config,
         });
         self.net.ip_to_host.insert(ip, id);
         self.net.loops.push(Vec::new());
@@ -421,18 +427,23 @@ impl Sim {
 
     fn start_host(&mut self, h: u32) {
         let meta = &self.net.hosts[h as usize];
-        let (n, gen) = (meta.loops, meta.gen);
+        let (n, gen, config) = (meta.loops, meta.gen, meta.config);
         let lnow = self.net.now + meta.clock_offset;
         self.net.loops[h as usize] = (0..n).map(|_| LoopMeta::new(gen)).collect();
         self.ios[h as usize].clear();
         let setup = self.setups[h as usize].clone();
         for i in 0..n {
-            let mut io = IoLoop::default();
+            let mut io = IoLoop::new(config);
             io.handle_timeout(lnow);
             (setup.borrow_mut())(i, &mut io);
             self.ios[h as usize].push(io);
             self.net.mark_runnable(h, i as u32);
         }
+    }
+
+    /// The loop configuration of hosts added from now on (and of their restarts).
+    pub fn set_loop_config(&mut self, config: LoopConfig) {
+        self.loop_config = config;
     }
 
     /// Turns recording of the full trace on (it is always hashed; recording costs memory).

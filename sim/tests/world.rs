@@ -581,3 +581,17 @@ fn a_full_receive_buffer_makes_the_writer_wait() {
         "read-ahead plus the socket buffer, then back-pressure: {written}"
     );
 }
+
+#[test]
+fn a_host_loop_config_applies_and_survives_a_restart() {
+    let mut sim = Sim::with_faults(1, FaultConfig::none());
+    sim.set_loop_config(eddy_core::LoopConfig {
+        max_buffer_size: 1000,
+        read_chunk_size: 100,
+    });
+    let h = sim.host("h", |_| {});
+    assert_eq!(sim.with_loop(h, 0, |io| io.config().max_buffer_size), 1000);
+    sim.crash(h);
+    sim.restart(h);
+    assert_eq!(sim.with_loop(h, 0, |io| io.config().read_chunk_size), 100);
+}
