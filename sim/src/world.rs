@@ -436,6 +436,7 @@ impl Sim {
             let mut io = IoLoop::new(config);
             io.handle_timeout(lnow);
             (setup.borrow_mut())(i, &mut io);
+            self.net.drain_actions(h, i as u32, &mut io);
             self.ios[h as usize].push(io);
             self.net.mark_runnable(h, i as u32);
         }
@@ -610,7 +611,9 @@ impl Sim {
         f: impl FnOnce(&mut IoLoop) -> R,
     ) -> R {
         let h = host.host_id(self).0;
-        let r = f(&mut self.ios[h as usize][lp]);
+        let io = &mut self.ios[h as usize][lp];
+        let r = f(io);
+        self.net.drain_actions(h, lp as u32, io);
         self.net.mark_runnable(h, lp as u32);
         r
     }
@@ -1062,6 +1065,7 @@ impl Net {
         p.cap.saturating_sub(p.rx.len())
     }
 
+    #[inline(always)]
     fn wants_service(&self, id: u32) -> bool {
         let e = &self.ends[id as usize];
         if e.stream.is_none() {
@@ -1080,13 +1084,16 @@ impl Net {
     }
 
     /// Puts an end on its loop's ready list if it has something to do.
-    ///
-    /// Ends of a crashed loop are all dead (see `crash`), so only live loops get work.
-    #[inline]
+    #[inline(always)]
     fn poke(&mut self, id: u32) {
-        if self.ends[id as usize].queued || !self.wants_service(id) {
-            return;
+        if !self.ends[id as usize].queued && self.wants_service(id) {
+            self.enqueue(id);
         }
+    }
+
+    /// Ends of a crashed loop are all dead (see `crash`), so only live loops get work.
+    #[inline(never)]
+    fn enqueue(&mut self, id: u32) {
         let e = &mut self.ends[id as usize];
         e.queued = true;
         let (h, lp) = (e.host, e.lp);
@@ -1426,7 +1433,8 @@ impl Net {
         // `runnable` stays set while the step runs, so work found during the step (pokes of
         // this loop's own ends) is done in it instead of queueing another, empty, step.
         let offset = self.hosts[h as usize].clock_offset;
-        self.drain_actions(h, lp, io);
+        // No drain first: every step ends drained, and code that runs a loop outside a step
+        // (setup, `with_loop`) drains it right after.
         if !self.loops[h as usize][lp as usize].accepts.is_empty() {
             let accepts = std::mem::take(&mut self.loops[h as usize][lp as usize].accepts);
             for end in accepts {
