@@ -10,6 +10,7 @@
 # Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), ACCEPT_CONNS (8),
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Loopback only; every run ends by itself.
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 
 SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-1}
@@ -28,16 +29,7 @@ eddy_bin="$target/release/examples/echo"
 tokio_bin="$target/peers/release/tokio_echo"
 load_bin="$target/peers/release/load"
 
-pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "server did not start on port $1" >&2
-    return 1
-}
 
 # run_one SERVER MODE CONNS -> prints the rate
 run_one() {
@@ -56,7 +48,6 @@ run_one() {
     echo "${rate:-0}"
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 declare -A result runs
 for scenario in echo accept; do

@@ -16,6 +16,7 @@
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Installs wrk with apt-get if missing.
 # Loopback only; every run ends by itself.
 set -euo pipefail
+. "$(dirname "$0")/common.sh"
 
 SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-1}
@@ -41,16 +42,7 @@ hyper_bin="$target/peers/release/hyper_hello"
 idle_bin="$target/peers/release/idle_conns"
 tick=$(getconf CLK_TCK)
 
-pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    echo "server did not start on port $1" >&2
-    return 1
-}
 
 start_server() { # name port -> pid
     case $1 in
@@ -86,7 +78,6 @@ measure() { # server scenario -> "req_per_s cpu_us_per_req"
         'BEGIN { printf "%.0f %.3f\n", r / s, (r > 0 ? d / hz / r * 1e6 : 0) }'
 }
 
-median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2 ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2)}'; }
 
 printf '%-10s %14s %14s %9s %16s %16s %9s\n' scenario eddy_req/s hyper_req/s ratio eddy_cpu_us/req hyper_cpu_us/req ratio
 for scenario in keepalive pipelined close; do

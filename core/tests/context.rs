@@ -2,7 +2,7 @@
 //! (Tornado's stack_context), so logs and caught panics name the request that caused them.
 
 use eddy_core::testing::FakeNet;
-use eddy_core::{Duration, Instant, IoLoop, ListenOptions};
+use eddy_core::{Duration, Instant, IoLoop};
 use std::cell::RefCell;
 use std::rc::Rc;
 use tracing::span::Id;
@@ -21,13 +21,7 @@ fn callbacks_timers_and_reads_run_in_the_span_current_at_registration() {
         let expected = request.id();
         assert!(expected.is_some(), "subscriber assigns span ids");
 
-        let l = io.listen(
-            ([127, 0, 0, 1], 80).into(),
-            ListenOptions::default(),
-            |_, _, _| {},
-        );
-        net.step(&mut io);
-        let id = net.accept(&mut io, l, ([127, 0, 0, 1], 9).into());
+        let id = net.accept_new(&mut io);
         {
             let _in_request = request.enter();
             let s = seen.clone();

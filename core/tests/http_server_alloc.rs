@@ -1,10 +1,11 @@
 //! Zero heap allocations per request on the hello-world keep-alive path after warm-up: the
 //! whole server path — IoLoop, stream buffers, HttpServer glue, ServerConn — counted by a
-//! counting global allocator, driven by a minimal allocation-free fake driver.
+//! counting global allocator, driven by `DirectConn`, which allocates nothing itself.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use eddy_core::http::{HttpServer, Request, Responder};
-use eddy_core::{Instant, IoAction, IoLoop, ListenOptions, StreamId};
+use eddy_core::testing::DirectConn;
+use eddy_core::{IoLoop, ListenOptions};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -39,27 +40,6 @@ const REQUEST: &[u8] =
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
 const RESPONSE_BODY: &[u8] = b"Hello, World!";
 
-/// One request/response cycle through the loop, as a driver would run it; returns bytes written.
-fn cycle(io: &mut IoLoop, id: StreamId, now: &mut u64) -> usize {
-    let mut buf = io.read_buf(id).expect("stream reads");
-    buf.put_slice(REQUEST);
-    io.handle_read(id, REQUEST.len());
-    let mut written = 0;
-    for _ in 0..4 {
-        *now += 1000;
-        io.handle_timeout(Instant::from_nanos(*now));
-        while let Some(action) = io.poll_io() {
-            assert!(matches!(action, IoAction::Interest { .. }), "{action:?}");
-        }
-        let n: usize = io.write_chunks(id).map(<[u8]>::len).sum();
-        if n > 0 {
-            io.handle_written(id, n);
-            written += n;
-        }
-    }
-    written
-}
-
 #[test]
 fn hello_keep_alive_request_allocates_nothing_after_warm_up_through_the_whole_server() {
     let mut io = IoLoop::default();
@@ -78,19 +58,15 @@ fn hello_keep_alive_request_allocates_nothing_after_warm_up_through_the_whole_se
         ([127, 0, 0, 1], 80).into(),
         ListenOptions::default(),
     );
-    while io.poll_io().is_some() {}
     io.handle_listening(listener, Ok(([127, 0, 0, 1], 80).into()));
-    let id = io
-        .handle_accepted(listener, ([127, 0, 0, 1], 9).into())
-        .unwrap();
-    let mut now = 0u64;
+    let mut conn = DirectConn::accept(&mut io, listener);
     for _ in 0..200 {
-        assert!(cycle(&mut io, id, &mut now) > RESPONSE_BODY.len());
+        assert!(conn.exchange(&mut io, REQUEST) > RESPONSE_BODY.len());
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     const N: u64 = 1000;
     for _ in 0..N {
-        cycle(&mut io, id, &mut now);
+        conn.exchange(&mut io, REQUEST);
     }
     let per_request = (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / N as f64;
     assert_eq!(server.stats().requests, 1200);

@@ -24,9 +24,7 @@ fn log<T>() -> Log<T> {
 fn accepted(config: LoopConfig) -> (IoLoop, FakeNet, StreamId) {
     let mut io = IoLoop::new(config);
     let mut net = FakeNet::new();
-    let l = io.listen(addr(80), ListenOptions::default(), |_, _, _| {});
-    net.step(&mut io);
-    let id = net.accept(&mut io, l, addr(5000));
+    let id = net.accept_new(&mut io);
     net.step(&mut io);
     (io, net, id)
 }

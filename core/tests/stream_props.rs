@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use eddy_core::testing::FakeNet;
-use eddy_core::{IoLoop, ListenOptions, StreamError, StreamId};
+use eddy_core::{IoLoop, StreamError, StreamId};
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -62,13 +62,7 @@ fn run(
     let mut net = FakeNet::new();
     net.read_sizes = read_sizes;
     net.write_sizes = write_sizes;
-    let l = io.listen(
-        ([127, 0, 0, 1], 80).into(),
-        ListenOptions::default(),
-        |_, _, _| {},
-    );
-    net.step(&mut io);
-    let id = net.accept(&mut io, l, ([127, 0, 0, 1], 9).into());
+    let id = net.accept_new(&mut io);
     let out: Outcomes = Rc::default();
     run_script(&mut io, id, Rc::new(script.to_vec()), 0, out.clone());
     net.peer_send(id, input);
@@ -127,9 +121,7 @@ proptest! {
         let mut io = IoLoop::default();
         let mut net = FakeNet::new();
         net.read_sizes = read_sizes;
-        let l = io.listen(([127, 0, 0, 1], 80).into(), ListenOptions::default(), |_, _, _| {});
-        net.step(&mut io);
-        let id = net.accept(&mut io, l, ([127, 0, 0, 1], 9).into());
+        let id = net.accept_new(&mut io);
         let got = Rc::new(RefCell::new(Vec::new()));
         fn pump(io: &mut IoLoop, id: StreamId, max: usize, got: Rc<RefCell<Vec<u8>>>) {
             io.read_some(id, max, move |io, r| {
