@@ -60,6 +60,9 @@ pub struct FaultConfig {
     pub p_clock_jump: f64,
     /// How far a clock jumps at most.
     pub clock_jump_max: Duration,
+    /// How long a packet held by a partition or a down host is retransmitted before its
+    /// connection fails with a timeout (Linux gives up after about 15 minutes).
+    pub tcp_give_up: Duration,
 }
 
 impl Default for FaultConfig {
@@ -95,6 +98,7 @@ impl FaultConfig {
             restart_delay_max: Duration::ZERO,
             p_clock_jump: 0.0,
             clock_jump_max: Duration::ZERO,
+            tcp_give_up: Duration::from_secs(15 * 60),
         }
     }
 
@@ -133,6 +137,7 @@ impl FaultConfig {
             restart_delay_max: Duration::from_secs(2),
             p_clock_jump: 0.1,
             clock_jump_max: Duration::from_secs(5),
+            tcp_give_up: Duration::from_secs(15 * 60),
         }
     }
 

@@ -38,8 +38,8 @@
 //! Bytes are never lost, reordered or corrupted (they travel over TCP); they are delayed,
 //! split, coalesced and held back by bounded receive buffers. A packet for a partitioned link
 //! or a crashed host is held (as if retransmitted) and delivered when the link heals or the
-//! host restarts; connections do not time out by themselves during a partition — application
-//! timeouts do. A crash drops the host's loops without running a callback; each of its open
+//! host restarts; held longer than [`FaultConfig::tcp_give_up`] (15 minutes), the connection
+//! fails with a timeout on both ends, as TCP's retransmission limit makes it. A crash drops the host's loops without running a callback; each of its open
 //! sockets sends a reset (if it had unread data) or end of file, as a killed process's kernel
 //! would; later packets to dead sockets are answered with resets. Bandwidth is limited per
 //! connection direction (not shared per link). Clocks only jump forward.

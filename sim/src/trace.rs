@@ -39,6 +39,8 @@ pub enum TraceKind {
     Close,
     /// A reset was delivered to the loop.
     Reset,
+    /// The connection timed out: its packets were held longer than TCP retransmits.
+    TimedOut,
     /// The loop called `stop`.
     Stop,
     /// Fault: a partition in both directions began (`n` = the other host).
@@ -77,6 +79,7 @@ impl TraceKind {
             TraceKind::ShutdownWrite => "shutdown_write",
             TraceKind::Close => "close",
             TraceKind::Reset => "reset",
+            TraceKind::TimedOut => "timed_out",
             TraceKind::Stop => "stop",
             TraceKind::Partition => "partition",
             TraceKind::PartitionOneWay => "partition_one_way",

@@ -13,7 +13,8 @@
 //! count over an ordered pipe, data can be delayed, split and coalesced but never reordered or
 //! corrupted. End of file arrives after every byte. A packet for a partitioned link or a
 //! crashed host waits (as if retransmitted) and is re-sent when the link heals or the host
-//! restarts; a packet for a dead socket is answered with a reset.
+//! restarts, or its connection times out after `tcp_give_up`; a packet for a dead socket is
+//! answered with a reset.
 
 use crate::config::FaultConfig;
 use crate::error::SimError;
@@ -84,6 +85,8 @@ pub struct SimStats {
     pub injected_resets: u64,
     /// Connects refused by the network although someone listened.
     pub injected_refusals: u64,
+    /// Connections that failed because their packets were held too long (`tcp_give_up`).
+    pub timeouts: u64,
 }
 
 /// What a finished run reports.
@@ -197,7 +200,9 @@ struct End {
     queued: bool,
     notify_pending: bool,
     pending_connect: Option<bool>,
-    pending_rst: bool,
+    pending_error: Option<io::ErrorKind>,
+    /// Packets for this end held by a partition or a down host.
+    held: u32,
 }
 
 impl End {
@@ -223,7 +228,8 @@ impl End {
             queued: false,
             notify_pending: false,
             pending_connect: None,
-            pending_rst: false,
+            pending_error: None,
+            held: 0,
         }
     }
 }
@@ -242,6 +248,19 @@ enum Event {
     FaultTick,
     HealLink { a: u32, b: u32 },
     Restart { host: u32 },
+    GiveUp { end: u32 },
+}
+
+/// The end a packet is for (`None` for events that are not packets).
+fn packet_end(ev: &Event) -> Option<u32> {
+    match *ev {
+        Event::Arrive { end, .. }
+        | Event::Fin { end }
+        | Event::Rst { end }
+        | Event::Syn { end }
+        | Event::SynAck { end, .. } => Some(end),
+        _ => None,
+    }
 }
 
 struct Queued {
@@ -285,7 +304,7 @@ struct Net {
     seq: u64,
     runnable: VecDeque<(u32, u32, u32)>,
     blocked: BTreeSet<(u32, u32)>,
-    stalled: Vec<Event>,
+    stalled: Vec<(Event, Instant)>,
     link_latency: BTreeMap<(u32, u32), (Duration, Duration)>,
     plan: Vec<FaultOp>,
     hash: TraceHash,
@@ -1071,7 +1090,7 @@ impl Net {
         if e.stream.is_none() {
             return false;
         }
-        if e.pending_connect.is_some() || e.pending_rst {
+        if e.pending_connect.is_some() || e.pending_error.is_some() {
             return true;
         }
         if e.state != EndState::Open {
@@ -1164,12 +1183,14 @@ impl Net {
     /// Sends again every held packet whose link is open now, keeping per-direction order.
     fn release_stalled(&mut self) {
         let stalled = std::mem::take(&mut self.stalled);
-        for ev in stalled {
+        for (ev, held_at) in stalled {
             let (from, to) = self.link(&ev).expect("only packets stall");
             if !self.link_open(from, to) {
-                self.stalled.push(ev);
+                self.stalled.push((ev, held_at));
                 continue;
             }
+            let end = packet_end(&ev).expect("a packet");
+            self.ends[end as usize].held -= 1;
             let mut t = self.now + self.latency(from, to);
             if let Event::Arrive { end, .. } | Event::Fin { end } = ev {
                 let e = &mut self.ends[end as usize];
@@ -1177,6 +1198,55 @@ impl Net {
                 e.last_arrival = t;
             }
             self.push(t, ev);
+        }
+    }
+
+    /// Holds a packet whose link is cut (as if retransmitted); after `tcp_give_up` of
+    /// holding, the connection fails with a timeout, as TCP's retransmission limit makes it.
+    fn hold(&mut self, ev: Event) {
+        let end = packet_end(&ev).expect("only packets are held");
+        self.stalled.push((ev, self.now));
+        let e = &mut self.ends[end as usize];
+        e.held += 1;
+        if e.held == 1 {
+            let at = self.now + self.faults.tcp_give_up;
+            self.push(at, Event::GiveUp { end });
+        }
+    }
+
+    fn give_up(&mut self, end: u32) {
+        if self.ends[end as usize].held == 0 {
+            return;
+        }
+        let oldest = self
+            .stalled
+            .iter()
+            .filter(|(ev, _)| packet_end(ev) == Some(end))
+            .map(|&(_, t)| t)
+            .min()
+            .expect("held packets are in the list");
+        let due = oldest + self.faults.tcp_give_up;
+        if due > self.now {
+            self.push(due, Event::GiveUp { end });
+            return;
+        }
+        let conn = end & !1;
+        self.stalled
+            .retain(|(ev, _)| packet_end(ev).map(|e| e & !1) != Some(conn));
+        for x in [conn, conn | 1] {
+            let e = &mut self.ends[x as usize];
+            e.held = 0;
+            if e.state == EndState::Dead {
+                continue;
+            }
+            e.rx.clear();
+            e.arrived = 0;
+            if e.stream.is_some() {
+                e.pending_error = Some(io::ErrorKind::TimedOut);
+                self.poke(x);
+            } else {
+                e.state = EndState::Dead;
+            }
         }
     }
 
@@ -1246,7 +1316,7 @@ impl Net {
         e.rx.clear();
         e.arrived = 0;
         e.pending_connect = None;
-        e.pending_rst = false;
+        e.pending_error = None;
         if was == EndState::Open {
             if reset || unread {
                 self.send_rst(id ^ 1);
@@ -1278,7 +1348,7 @@ impl Net {
     fn apply(&mut self, ev: Event) {
         if let Some((from, to)) = self.link(&ev) {
             if !self.link_open(from, to) {
-                self.stalled.push(ev);
+                self.hold(ev);
                 return;
             }
         }
@@ -1299,7 +1369,7 @@ impl Net {
                 e.rx.clear();
                 e.arrived = 0;
                 if e.stream.is_some() {
-                    e.pending_rst = true;
+                    e.pending_error = Some(io::ErrorKind::ConnectionReset);
                     self.poke(end);
                 } else {
                     e.state = EndState::Dead;
@@ -1347,6 +1417,7 @@ impl Net {
                     self.release_stalled();
                 }
             }
+            Event::GiveUp { end } => self.give_up(end),
             Event::Plan { .. } | Event::FaultTick | Event::Restart { .. } => {
                 unreachable!("world events are applied by Sim")
             }
@@ -1542,17 +1613,22 @@ impl Net {
             }
         }
         let e = &mut self.ends[id as usize];
-        if e.pending_rst {
-            e.pending_rst = false;
+        if let Some(kind) = e.pending_error.take() {
             let was = e.state;
             e.state = EndState::Dead;
             if was == EndState::Connecting {
-                io.handle_connected(stream, Err(io::ErrorKind::ConnectionReset));
+                io.handle_connected(stream, Err(kind));
             } else {
-                io.handle_error(stream, io::ErrorKind::ConnectionReset);
+                io.handle_error(stream, kind);
             }
-            self.stats.resets += 1;
-            self.record(h, lp, Some(stream), TraceKind::Reset, 0);
+            let trace = if kind == io::ErrorKind::TimedOut {
+                self.stats.timeouts += 1;
+                TraceKind::TimedOut
+            } else {
+                self.stats.resets += 1;
+                TraceKind::Reset
+            };
+            self.record(h, lp, Some(stream), trace, 0);
             return;
         }
         if e.state != EndState::Open {

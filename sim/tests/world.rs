@@ -595,3 +595,52 @@ fn a_host_loop_config_applies_and_survives_a_restart() {
     sim.restart(h);
     assert_eq!(sim.with_loop(h, 0, |io| io.config().read_chunk_size), 100);
 }
+
+#[test]
+fn a_partition_that_never_heals_times_connections_out_like_tcp() {
+    let mut sim = Sim::with_faults(6, FaultConfig::none());
+    sim.host("server", |io| {
+        echo(io, server_addr());
+    });
+    let ends: Shared<Vec<Result<Bytes, StreamError>>> = shared();
+    let e = ends.clone();
+    sim.host_once("client", move |io| {
+        // One established connection whose echo is cut off, and one connect sent into the cut.
+        let e1 = e.clone();
+        io.connect(server_addr(), None, move |io, r| {
+            let s = r.unwrap();
+            io.call_later(Duration::from_secs(1), move |io| {
+                io.write(s, &b"lost"[..]).unwrap();
+                io.read_bytes(s, 4, move |_, r| e1.borrow_mut().push(r))
+                    .unwrap();
+            });
+        });
+        let e2 = e.clone();
+        io.call_later(Duration::from_secs(2), move |io| {
+            io.connect(server_addr(), None, move |_, r| {
+                e2.borrow_mut().push(r.map(|_| Bytes::new()))
+            });
+        });
+    });
+    sim.run_for(Duration::from_millis(500)).unwrap();
+    sim.partition("server", "client");
+    sim.run_until_done(Duration::from_secs(3600), |_| ends.borrow().len() == 2)
+        .unwrap();
+    let t = sim.now() - Instant::ZERO;
+    assert!(
+        t >= Duration::from_secs(15 * 60) && t < Duration::from_secs(16 * 60),
+        "{t:?}"
+    );
+    for r in ends.borrow().iter() {
+        assert_eq!(
+            *r,
+            Err(StreamError::Closed(CloseReason::ConnectTimeout)),
+            "timed out"
+        );
+    }
+    assert_eq!(
+        sim.stats().timeouts,
+        3,
+        "both ends of the first, the client of the second"
+    );
+}
