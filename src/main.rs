@@ -17,7 +17,7 @@ usage:
   eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY] [--follow-redirects] [--include]
              [--timeout S]
   eddy sim --scenario NAME [--seeds A..B] [--faults swarm|none|hostile] [--clients N]
-           [--threads N] [--check-determinism] [--trace out.json] [--trace-lines out.jsonl]
+           [--server-loops N] [--threads N] [--check-determinism] [--trace out.json] [--trace-lines out.jsonl]
   eddy sim --list
 
 `eddy sim` runs scenario NAME for every seed in A..B (default 0..100; EDDY_SEED=n runs just n),
@@ -31,6 +31,7 @@ struct SimArgs {
     seeds: Range<u64>,
     faults: Option<String>,
     clients: Option<usize>,
+    server_loops: Option<usize>,
     threads: Option<usize>,
     determinism: bool,
     trace: Option<String>,
@@ -93,6 +94,7 @@ fn parse_sim(args: &[String]) -> Result<SimArgs, String> {
         seeds: 0..100,
         faults: None,
         clients: None,
+        server_loops: None,
         threads: None,
         determinism: false,
         trace: None,
@@ -116,6 +118,13 @@ fn parse_sim(args: &[String]) -> Result<SimArgs, String> {
             "--faults" => out.faults = Some(value()?),
             "--clients" => {
                 out.clients = Some(value()?.parse().map_err(|_| "--clients wants a number")?)
+            }
+            "--server-loops" => {
+                out.server_loops = Some(
+                    value()?
+                        .parse()
+                        .map_err(|_| "--server-loops wants a number")?,
+                )
             }
             "--threads" => {
                 out.threads = Some(value()?.parse().map_err(|_| "--threads wants a number")?)
@@ -158,12 +167,18 @@ fn sim(a: SimArgs) -> ExitCode {
     if let Some(c) = a.clients {
         opts.clients = c;
     }
+    if let Some(n) = a.server_loops {
+        opts.server_loops = n;
+    }
     let mut extra = String::new();
     if let Some(f) = &a.faults {
         extra.push_str(&format!(" --faults {f}"));
     }
     if let Some(c) = a.clients {
         extra.push_str(&format!(" --clients {c}"));
+    }
+    if let Some(n) = a.server_loops {
+        extra.push_str(&format!(" --server-loops {n}"));
     }
     if a.determinism {
         extra.push_str(" --check-determinism");

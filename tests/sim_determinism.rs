@@ -8,7 +8,7 @@ fn busy() -> ScenarioOptions {
     ScenarioOptions {
         faults: Some(FaultConfig::hostile()),
         clients: 50,
-        trace: false,
+        ..ScenarioOptions::default()
     }
 }
 

@@ -63,3 +63,12 @@ fn echo_passes_1000_seeds_with_every_fault_on() {
         Ok(r)
     });
 }
+
+#[test]
+fn echo_passes_300_swarm_seeds_with_four_server_loops_sharing_the_port() {
+    let opts = ScenarioOptions {
+        server_loops: 4,
+        ..ScenarioOptions::default()
+    };
+    assert_seeds(0..300, |seed| echo::run(seed, &opts));
+}

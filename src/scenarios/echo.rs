@@ -71,7 +71,7 @@ fn workload(rng: &mut ChaCha8Rng) -> Vec<Write> {
 
 /// Runs one seed against [`crate::echo::serve`].
 pub fn run(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
-    run_with_server(seed, opts, crate::echo::serve)
+    run_with_server(seed, opts, crate::echo::serve_with)
 }
 
 /// Runs one seed against a server with a planted bug (see [`buggy_serve`]); expected to fail.
@@ -81,7 +81,7 @@ pub fn run_buggy(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimErro
 
 /// An echo server with a planted bug: when a read returns exactly 1 byte and the previous read
 /// on that stream was at least 3 virtual seconds earlier, it echoes the byte corrupted.
-pub fn buggy_serve(io: &mut IoLoop, addr: SocketAddr) -> ListenerId {
+pub fn buggy_serve(io: &mut IoLoop, addr: SocketAddr, options: ListenOptions) -> ListenerId {
     fn pump(io: &mut IoLoop, s: StreamId, last: crate::core::Instant) {
         let _ = io.read_some(s, 64 * 1024, move |io, r| {
             let Ok(data) = r else { return };
@@ -96,7 +96,7 @@ pub fn buggy_serve(io: &mut IoLoop, addr: SocketAddr) -> ListenerId {
             }
         });
     }
-    io.listen(addr, ListenOptions::default(), |io, s, _| {
+    io.listen(addr, options, |io, s, _| {
         let now = io.now();
         pump(io, s, now)
     })
@@ -106,7 +106,7 @@ pub fn buggy_serve(io: &mut IoLoop, addr: SocketAddr) -> ListenerId {
 pub fn run_with_server(
     seed: u64,
     opts: &ScenarioOptions,
-    serve: fn(&mut IoLoop, SocketAddr) -> ListenerId,
+    serve: fn(&mut IoLoop, SocketAddr, ListenOptions) -> ListenerId,
 ) -> Result<RunReport, SimError> {
     let mut sim = match &opts.faults {
         Some(f) => Sim::with_faults(seed, f.clone()),
@@ -114,8 +114,13 @@ pub fn run_with_server(
     };
     sim.record_trace(opts.trace);
     let addr = SocketAddr::new(Sim::ip_of_nth_host(0), 7);
-    sim.host("server", move |io| {
-        serve(io, addr);
+    // Several server loops share the port (SO_REUSEPORT), as one accepting loop per thread.
+    let options = ListenOptions {
+        reuse_port: opts.server_loops > 1,
+        ..ListenOptions::default()
+    };
+    sim.host_with_loops("server", opts.server_loops.max(1), move |_, io| {
+        serve(io, addr, options);
     });
     // Application randomness: its own stream, derived from the seed, so the workload does not
     // shift when the simulator draws more or fewer numbers.

@@ -17,6 +17,8 @@ pub struct ScenarioOptions {
     pub faults: Option<FaultConfig>,
     /// Number of clients, for scenarios that have clients.
     pub clients: usize,
+    /// Loops of the server host (more than one: they share the port with `reuse_port`).
+    pub server_loops: usize,
     /// Record the full trace into the report.
     pub trace: bool,
 }
@@ -26,6 +28,7 @@ impl Default for ScenarioOptions {
         ScenarioOptions {
             faults: None,
             clients: 8,
+            server_loops: 1,
             trace: false,
         }
     }
