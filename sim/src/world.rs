@@ -1313,7 +1313,8 @@ impl Net {
         let was = e.state;
         e.state = EndState::Dead;
         let unread = !e.rx.is_empty();
-        e.rx.clear();
+        // Free the buffer: dead ends stay in the table (ids are never reused) but hold no data.
+        e.rx = VecDeque::new();
         e.arrived = 0;
         e.pending_connect = None;
         e.pending_error = None;
