@@ -33,8 +33,16 @@ impl CloseReason {
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionAborted => CloseReason::Reset,
             io::ErrorKind::ConnectionRefused => CloseReason::Refused,
-            io::ErrorKind::TimedOut => CloseReason::ConnectTimeout,
             other => CloseReason::Io(other),
+        }
+    }
+
+    /// Maps the error of a connect attempt: like [`CloseReason::from_io`], but a time-out is
+    /// the connect's own.
+    pub fn from_connect_error(kind: io::ErrorKind) -> CloseReason {
+        match kind {
+            io::ErrorKind::TimedOut => CloseReason::ConnectTimeout,
+            other => CloseReason::from_io(other),
         }
     }
 }
@@ -82,4 +90,17 @@ pub enum StreamError {
     /// A write was attempted after `shutdown_write`.
     #[error("write side already shut down")]
     WriteShutdown,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_out_is_a_connect_time_out_only_while_connecting() {
+        let t = io::ErrorKind::TimedOut;
+        assert_eq!(CloseReason::from_connect_error(t), CloseReason::ConnectTimeout);
+        assert_eq!(CloseReason::from_io(t), CloseReason::Io(t));
+        assert_eq!(CloseReason::from_io(io::ErrorKind::BrokenPipe), CloseReason::Reset);
+    }
 }

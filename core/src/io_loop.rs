@@ -1042,7 +1042,7 @@ impl IoLoop {
                 }
                 self.queue_interest(id);
             }
-            Err(kind) => self.close_stream(id, CloseReason::from_io(kind)),
+            Err(kind) => self.close_stream(id, CloseReason::from_connect_error(kind)),
         }
     }
 
