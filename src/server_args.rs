@@ -50,34 +50,6 @@ impl ServerArgs {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<ServerArgs, String> {
-        ServerArgs::parse(args.iter().map(|s| s.to_string()), 8888)
-    }
-
-    #[test]
-    fn defaults_bind_loopback_on_the_default_port_with_one_thread() {
-        let a = parse(&[]).unwrap();
-        assert_eq!(a.addr(), "127.0.0.1:8888".parse().unwrap());
-        assert_eq!(a.threads, 1);
-    }
-
-    #[test]
-    fn flags_override_and_bad_values_are_reported() {
-        let a = parse(&["--port", "0", "--threads", "2", "--host", "::1"]).unwrap();
-        assert_eq!(a.addr(), "[::1]:0".parse().unwrap());
-        assert_eq!(a.threads, 2);
-        assert!(parse(&["--threads", "0"]).is_err());
-        assert!(parse(&["--port"]).unwrap_err().contains("needs a value"));
-        assert!(parse(&["--bogus"])
-            .unwrap_err()
-            .contains("unknown argument"));
-    }
-}
-
 /// The `main` of an example server: parses flags, runs `setup` on `threads` share-nothing
 /// loops (each with its own SO_REUSEPORT listener at the address), prints where it listens and
 /// waits for SIGINT/SIGTERM, then stops gracefully.
@@ -127,5 +99,33 @@ pub fn shared_listen_options() -> eddy_core::ListenOptions {
     eddy_core::ListenOptions {
         reuse_port: true,
         ..eddy_core::ListenOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServerArgs, String> {
+        ServerArgs::parse(args.iter().map(|s| s.to_string()), 8888)
+    }
+
+    #[test]
+    fn defaults_bind_loopback_on_the_default_port_with_one_thread() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.addr(), "127.0.0.1:8888".parse().unwrap());
+        assert_eq!(a.threads, 1);
+    }
+
+    #[test]
+    fn flags_override_and_bad_values_are_reported() {
+        let a = parse(&["--port", "0", "--threads", "2", "--host", "::1"]).unwrap();
+        assert_eq!(a.addr(), "[::1]:0".parse().unwrap());
+        assert_eq!(a.threads, 2);
+        assert!(parse(&["--threads", "0"]).is_err());
+        assert!(parse(&["--port"]).unwrap_err().contains("needs a value"));
+        assert!(parse(&["--bogus"])
+            .unwrap_err()
+            .contains("unknown argument"));
     }
 }

@@ -99,8 +99,14 @@ mod tests {
     #[test]
     fn a_time_out_is_a_connect_time_out_only_while_connecting() {
         let t = io::ErrorKind::TimedOut;
-        assert_eq!(CloseReason::from_connect_error(t), CloseReason::ConnectTimeout);
+        assert_eq!(
+            CloseReason::from_connect_error(t),
+            CloseReason::ConnectTimeout
+        );
         assert_eq!(CloseReason::from_io(t), CloseReason::Io(t));
-        assert_eq!(CloseReason::from_io(io::ErrorKind::BrokenPipe), CloseReason::Reset);
+        assert_eq!(
+            CloseReason::from_io(io::ErrorKind::BrokenPipe),
+            CloseReason::Reset
+        );
     }
 }
