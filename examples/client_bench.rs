@@ -21,6 +21,19 @@ struct Options {
     body: usize,
 }
 
+const USAGE: &str = "usage: client_bench [--concurrency N] [--seconds S] [--body BYTES]";
+
+/// The value after a flag, parsed; a missing or bad value exits with the usage.
+fn value<T: std::str::FromStr>(flag: &str, v: Option<&String>) -> T {
+    match v.and_then(|v| v.parse().ok()) {
+        Some(x) => x,
+        None => {
+            eprintln!("{flag} needs a number\n{USAGE}");
+            std::process::exit(2);
+        }
+    }
+}
+
 fn parse() -> Options {
     let mut o = Options {
         concurrency: 32,
@@ -30,30 +43,28 @@ fn parse() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < args.len() {
-        let v = args.get(i + 1).cloned().unwrap_or_default();
+        let v = args.get(i + 1);
         match args[i].as_str() {
-            "--concurrency" | "-c" => o.concurrency = v.parse().expect("--concurrency N"),
-            "--seconds" | "-t" => o.seconds = v.parse().expect("--seconds S"),
-            "--body" => o.body = v.parse().expect("--body BYTES"),
-            other => panic!("unknown argument {other}"),
+            "--concurrency" | "-c" => o.concurrency = value(&args[i], v),
+            "--seconds" | "-t" => o.seconds = value(&args[i], v),
+            "--body" => o.body = value(&args[i], v),
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => {
+                eprintln!("unknown argument {other:?}\n{USAGE}");
+                std::process::exit(2);
+            }
         }
         i += 2;
     }
     o
 }
 
-/// Pins the calling thread to one CPU (Linux); failures are ignored.
+/// Pins the calling thread to one CPU when the OS allows; the benchmark runs either way.
 fn pin(cpu: usize) {
-    #[cfg(target_os = "linux")]
-    // SAFETY: `set` is a plain bit set initialised by CPU_ZERO, passed with its exact size.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cpu;
+    let _ = eddy::drivers::os::pin_current_thread(cpu);
 }
 
 fn main() {

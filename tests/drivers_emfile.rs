@@ -26,12 +26,7 @@ fn emfile_child_process() {
     if std::env::var_os(CHILD_ENV).is_none() {
         return; // only meaningful when re-executed by the parent test below
     }
-    let limit = libc::rlimit {
-        rlim_cur: FD_LIMIT,
-        rlim_max: FD_LIMIT,
-    };
-    // SAFETY: setrlimit with a valid, initialised rlimit struct.
-    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    eddy::drivers::os::set_open_files_limit(FD_LIMIT).expect("lower RLIMIT_NOFILE");
     let config = DriverConfig::from_env().expect("EDDY_DRIVER");
     let mut driver = new_driver(&config).expect("driver");
     let mut io = IoLoop::default();
@@ -51,8 +46,7 @@ fn cpu_time(pid: u32) -> Duration {
     let fields: Vec<&str> = after_comm.split_whitespace().collect();
     // Fields 14 and 15 of stat (utime, stime) are 12 and 13 after the comm field.
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let hz = eddy::drivers::os::clock_ticks_per_second();
     Duration::from_millis(ticks * 1000 / hz)
 }
 

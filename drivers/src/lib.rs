@@ -35,6 +35,7 @@ compile_error!("eddy-drivers supports Unix (Linux, macOS, the BSDs) only");
 
 mod clock;
 mod error;
+pub mod os;
 mod reactor;
 mod selector;
 mod server;
