@@ -1104,6 +1104,23 @@ impl Net {
 
     /// Puts an end on its loop's ready list if it has something to do.
     #[inline(always)]
+    /// Drops an end's unread data and fails its stream with `kind` (an end with no stream yet
+    /// just dies).
+    fn fail_end(&mut self, x: u32, kind: io::ErrorKind) {
+        let e = &mut self.ends[x as usize];
+        if e.state == EndState::Dead {
+            return;
+        }
+        e.rx.clear();
+        e.arrived = 0;
+        if e.stream.is_some() {
+            e.pending_error = Some(kind);
+            self.poke(x);
+        } else {
+            e.state = EndState::Dead;
+        }
+    }
+
     fn poke(&mut self, id: u32) {
         if !self.ends[id as usize].queued && self.wants_service(id) {
             self.enqueue(id);
@@ -1234,19 +1251,8 @@ impl Net {
         self.stalled
             .retain(|(ev, _)| packet_end(ev).map(|e| e & !1) != Some(conn));
         for x in [conn, conn | 1] {
-            let e = &mut self.ends[x as usize];
-            e.held = 0;
-            if e.state == EndState::Dead {
-                continue;
-            }
-            e.rx.clear();
-            e.arrived = 0;
-            if e.stream.is_some() {
-                e.pending_error = Some(io::ErrorKind::TimedOut);
-                self.poke(x);
-            } else {
-                e.state = EndState::Dead;
-            }
+            self.ends[x as usize].held = 0;
+            self.fail_end(x, io::ErrorKind::TimedOut);
         }
     }
 
@@ -1362,20 +1368,7 @@ impl Net {
                     self.poke(end);
                 }
             }
-            Event::Rst { end } => {
-                let e = &mut self.ends[end as usize];
-                if e.state == EndState::Dead {
-                    return;
-                }
-                e.rx.clear();
-                e.arrived = 0;
-                if e.stream.is_some() {
-                    e.pending_error = Some(io::ErrorKind::ConnectionReset);
-                    self.poke(end);
-                } else {
-                    e.state = EndState::Dead;
-                }
-            }
+            Event::Rst { end } => self.fail_end(end, io::ErrorKind::ConnectionReset),
             Event::Syn { end } => self.on_syn(end),
             Event::SynAck { end, ok } => {
                 if self.ends[end as usize].state == EndState::Dead {
