@@ -1053,8 +1053,10 @@ impl IoLoop {
         if entry.close_queued || !entry.stream.interest().readable {
             return None;
         }
-        if let Some(unused) = entry.stream.install_buffer(self.read_buffers.take()) {
-            self.read_buffers.give(unused);
+        if entry.stream.needs_buffer() {
+            if let Some(unused) = entry.stream.install_buffer(self.read_buffers.take()) {
+                self.read_buffers.give(unused);
+            }
         }
         entry.stream.read_buf()
     }

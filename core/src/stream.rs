@@ -406,9 +406,14 @@ impl Stream {
         Some(std::mem::take(&mut self.read_buf))
     }
 
+    /// True when the stream holds no read buffer (one may be installed from a pool).
+    pub fn needs_buffer(&self) -> bool {
+        self.read_buf.capacity() == 0
+    }
+
     /// Installs an empty (pooled) buffer when the stream has none allocated.
     pub fn install_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
-        if self.read_buf.capacity() == 0 && self.read_buf.is_empty() {
+        if self.needs_buffer() {
             self.read_buf = buf;
             None
         } else {

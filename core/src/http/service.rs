@@ -190,6 +190,9 @@ struct Conn {
 impl Conn {
     /// Gives the connection a pooled response buffer before it serialises output.
     fn prepare_out(&mut self) {
+        if !self.out.needs_buffer() {
+            return;
+        }
         let buf = self.shared.out_buffers.borrow_mut().take();
         if let Some(unused) = self.out.install_buffer(buf) {
             self.shared.out_buffers.borrow_mut().give(unused);

@@ -69,9 +69,14 @@ impl OutQueue {
         }
     }
 
+    /// True when the queue holds no buffer (one may be installed from a pool).
+    pub fn needs_buffer(&self) -> bool {
+        self.tail.capacity() == 0
+    }
+
     /// Installs a pooled empty buffer if the queue has none; returns it otherwise.
     pub fn install_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
-        if self.tail.capacity() == 0 && self.tail.is_empty() {
+        if self.needs_buffer() {
             self.tail = buf;
             None
         } else {
