@@ -36,6 +36,8 @@ pub struct FakeConn {
     pub linked: Option<StreamId>,
     /// A connect waiting for [`FakeNet::complete_connect`] (no listener at the address).
     pub connecting_to: Option<SocketAddr>,
+    /// The peer reads nothing: writes on this stream make no progress.
+    pub write_blocked: bool,
 }
 
 /// A scripted driver; see the module docs.
@@ -246,7 +248,7 @@ impl FakeNet {
         if conn.closed.is_some() {
             return false;
         }
-        if conn.interest.writable && conn.connecting_to.is_none() {
+        if conn.interest.writable && conn.connecting_to.is_none() && !conn.write_blocked {
             let limit = Self::next_size(&self.write_sizes, &mut self.write_turn);
             let mut data = Vec::new();
             for chunk in io.write_chunks(id) {

@@ -252,3 +252,30 @@ fn client_half_close_after_request_still_gets_the_response() {
     assert_eq!(rs.len(), 1);
     assert!(net.conn(id).closed.is_some());
 }
+
+#[test]
+fn a_client_that_never_reads_its_answers_cannot_grow_server_memory() {
+    let (mut io, mut net, server, id) = serve(HttpConfig::default());
+    net.conn(id).write_blocked = true;
+    let requests = 20_000;
+    let one = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+    net.peer_send(id, &one.repeat(requests));
+    assert!(net.run_until_idle(&mut io, false, 100_000));
+    let queued = io.stream(id).unwrap().write_queued();
+    let buffered = io.stream(id).unwrap().buffered();
+    assert!(
+        queued <= 128 * 1024,
+        "{queued} bytes of answers queued for a client that reads none"
+    );
+    assert!(
+        buffered <= 64 * 1024,
+        "{buffered} bytes of requests buffered"
+    );
+    assert!(!net.conn(id).interest.readable, "reading paused");
+    assert!(server.stats().requests < requests as u64 / 4);
+    // The client starts reading: every request is answered, in order.
+    net.conn(id).write_blocked = false;
+    assert!(net.run_until_idle(&mut io, false, 1_000_000));
+    assert_eq!(server.stats().requests, requests as u64);
+    assert_eq!(responses(&net.take_output(id)).len(), requests);
+}

@@ -64,5 +64,5 @@ pub use framing::{ChunkedDecoder, Decoded};
 pub use head::{BodyFraming, RequestHead, MAX_HEADERS};
 pub use request::{Protocol, Request};
 pub use server::{AfterResponse, ReadTimeout, ServerConn, ServerEvent, TimeoutKind};
-pub use service::{Handler, HttpServer, Responder, ServerStats};
+pub use service::{Handler, HttpServer, Responder, ServerStats, WRITE_HIGH_WATER};
 pub use sink::{OutQueue, ResponseSink};

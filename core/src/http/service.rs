@@ -27,6 +27,11 @@ use crate::io_loop::{
 };
 use crate::time::Instant;
 
+/// Unwritten response bytes a connection may have queued before the server stops parsing
+/// (and reading) its further requests until they drain: a client that pipelines requests but
+/// never reads the answers cannot grow the server's memory.
+pub const WRITE_HIGH_WATER: usize = 64 * 1024;
+
 /// Empty response buffers a server keeps for reuse.
 const OUT_POOL_BUFFERS: usize = 256;
 
@@ -137,6 +142,7 @@ impl HttpServer {
             spare_headers: Rc::default(),
             shared: self.shared.clone(),
             driving: false,
+            awaiting_drain: false,
         }));
         let handler = ConnHandler {
             conn: conn.clone(),
@@ -185,6 +191,8 @@ struct Conn {
     shared: Rc<Shared>,
     /// `drive` is parsing this connection's buffer right now (it will see the next request).
     driving: bool,
+    /// Parsing is paused until the queued output drains (see [`WRITE_HIGH_WATER`]).
+    awaiting_drain: bool,
 }
 
 impl Conn {
@@ -259,6 +267,11 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
         if conn.closed {
             return;
         }
+        if conn.request.is_none() && !conn.responding && output_backlogged(io, &conn) {
+            drop(conn);
+            wait_for_drain(io, conn_rc);
+            return;
+        }
         let spare = conn.spare_headers.borrow_mut().take();
         if let Some(headers) = spare {
             conn.machine.recycle_headers(headers);
@@ -329,6 +342,33 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
             }
         }
     }
+}
+
+/// True when the peer has not read enough of its answers to be given more.
+fn output_backlogged(io: &IoLoop, conn: &Conn) -> bool {
+    io.stream(conn.stream)
+        .is_some_and(|s| s.write_queued() > WRITE_HIGH_WATER)
+}
+
+/// Stops reading until everything queued is written, then parses on (back-pressure).
+fn wait_for_drain(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>) {
+    let mut conn = conn_rc.borrow_mut();
+    io.set_reading(conn.stream, false);
+    if conn.awaiting_drain {
+        return;
+    }
+    conn.awaiting_drain = true;
+    let (stream, weak) = (conn.stream, Rc::downgrade(conn_rc));
+    let _ = io.flush(stream, move |io, written| {
+        let Some(conn) = weak.upgrade() else {
+            return;
+        };
+        conn.borrow_mut().awaiting_drain = false;
+        if written.is_ok() {
+            io.set_reading(stream, true);
+            io.notify_handler(stream);
+        }
+    });
 }
 
 /// Answers a malformed request with its status (when a response may still be sent), then closes.
