@@ -205,6 +205,7 @@ fn raw_bad_requests_get_their_status_and_the_connection_closes() {
         "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(70 * 1024)
     );
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70 * 1024));
     let cases: Vec<(&str, Vec<u8>, u16)> = vec![
         ("garbage request line", b"HELLO\r\n\r\n".to_vec(), 400),
         ("CL and TE together", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(), 400),
@@ -215,6 +216,8 @@ fn raw_bad_requests_get_their_status_and_the_connection_closes() {
         ("chunk size overflow", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n".to_vec(), 400),
         ("missing Host on 1.1", b"GET / HTTP/1.1\r\n\r\n".to_vec(), 400),
         ("head too large", big_head.into_bytes(), 431),
+        ("request line too long", long_target.into_bytes(), 414),
+        ("space after chunk size", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n".to_vec(), 400),
         ("body too large", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n".to_vec(), 413),
         ("unknown transfer coding", b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec(), 501),
         ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), 505),

@@ -328,7 +328,14 @@ impl ChunkedDecoder {
             }
             (Size { size, .. } | SizeWs { size }, b' ' | b'\t') => SizeWs { size },
             (Size { size, .. } | SizeWs { size }, b';') => Ext { size },
-            (Size { size, .. } | SizeWs { size } | Ext { size }, b'\r') => SizeLf { size },
+            // RFC 9112 §7.1.1: whitespace after the size is allowed only before an extension
+            // (BWS ";"); a lenient reading of "5 \r\n" is a known parser discrepancy.
+            (SizeWs { .. }, b'\r') => {
+                return Err(RequestError::BadChunk(
+                    "whitespace after chunk size without an extension",
+                ))
+            }
+            (Size { size, .. } | Ext { size }, b'\r') => SizeLf { size },
             (Size { .. } | SizeWs { .. }, _) => {
                 return Err(RequestError::BadChunk("invalid byte after chunk size"))
             }
@@ -543,7 +550,8 @@ mod tests {
     #[test]
     fn chunked_decodes_sizes_extensions_and_trailers() {
         let (body, t, rest) =
-            decode_all(b"5;ext=1\r\nhello\r\nA \r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT").unwrap();
+            decode_all(b"5;ext=1\r\nhello\r\nA ;x\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\nNEXT")
+                .unwrap();
         assert_eq!(body, b"hello0123456789");
         assert_eq!(t.unwrap()["x-t"], "1");
         assert_eq!(rest, 4);
@@ -559,6 +567,7 @@ mod tests {
             b"5\r\nhello\n0\r\n\r\n",
             b"\r\n",
             b"-1\r\n",
+            b"5 \r\nhello\r\n0\r\n\r\n",
             b"5\r\nhello\r\n0\r\nA\nB\r\n\r\n",
             b"5;a\x00b\r\nhello\r\n0\r\n\r\n",
             b"5\rhello",

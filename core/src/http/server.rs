@@ -576,6 +576,10 @@ impl ServerConn {
             Err(reason) => self.fail(RequestError::BadSyntax(reason)),
             Ok(HeadScan::Partial(resume)) => {
                 if buf.len() >= limit {
+                    if memchr::memchr(b'\n', &buf[..window]).is_none() {
+                        // Not even the request line fits: the target is what is too long.
+                        return self.fail(RequestError::TargetTooLong { limit });
+                    }
                     return self.fail(RequestError::HeadTooLarge { limit });
                 }
                 if self.peer_eof {
