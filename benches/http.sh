@@ -12,7 +12,8 @@
 # the run, divided by requests served) — the fair comparison.
 # Then the memory of 10,000 idle keep-alive connections (after one request each): server
 # RSS growth divided by the connection count.
-# Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), IDLE (10000),
+# Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), IDLE (10000; 0 skips it),
+# SCENARIOS ("keepalive pipelined close"),
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Installs wrk with apt-get if missing.
 # Loopback only; every run ends by itself.
 set -euo pipefail
@@ -80,7 +81,7 @@ measure() { # server scenario -> "req_per_s cpu_us_per_req"
 
 
 printf '%-10s %14s %14s %9s %16s %16s %9s\n' scenario eddy_req/s hyper_req/s ratio eddy_cpu_us/req hyper_cpu_us/req ratio
-for scenario in keepalive pipelined close; do
+for scenario in ${SCENARIOS:-keepalive pipelined close}; do
     : >/tmp/eddy_http_e.$$; : >/tmp/eddy_http_h.$$
     for _ in $(seq 1 "$ROUNDS"); do
         measure eddy "$scenario" >>/tmp/eddy_http_e.$$
@@ -113,6 +114,7 @@ idle_memory() { # server -> KiB per idle connection
     awk -v b="$before" -v a="$after" -v n="$IDLE" 'BEGIN { printf "%.2f\n", (a - b) / n }'
 }
 
+[ "$IDLE" -gt 0 ] || exit 0
 em=$(idle_memory eddy); hm=$(idle_memory hyper)
 printf '\nidle keep-alive connections: %d\n' "$IDLE"
 awk -v e="$em" -v h="$hm" 'BEGIN { printf "KiB per connection: eddy %.2f, hyper %.2f (%.2fx)\n", e, h, (h ? e / h : 0) }'
