@@ -26,7 +26,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant as StdInstant};
 
-/// Most reads of one stream per turn before others get a go (64 KiB each by default).
+/// Most reads of one stream per turn before others get a go (each as large as the stream's
+/// adaptive read reservation, 2 KiB up to `read_chunk_size`).
 const READ_BURST: usize = 16;
 /// Most `sendmsg` calls for one stream per turn.
 const WRITE_BURST: usize = 16;

@@ -679,13 +679,24 @@ impl Sim {
         mut done: impl FnMut(&Sim) -> bool,
     ) -> Result<(), SimError> {
         let deadline = self.net.now + limit;
-        match self.run_loop(deadline, &mut done)? {
+        self.finish_by(deadline, "run", &mut done)
+    }
+
+    /// Runs until `done` holds: a quiet world first is a hang, `deadline` first a
+    /// [`SimError::Deadline`] of `phase`.
+    fn finish_by(
+        &mut self,
+        deadline: Instant,
+        phase: &'static str,
+        done: &mut impl FnMut(&Sim) -> bool,
+    ) -> Result<(), SimError> {
+        match self.run_loop(deadline, done)? {
             Exit::Done => Ok(()),
             Exit::Idle => Err(self.hang()),
             Exit::Deadline => Err(SimError::Deadline {
                 seed: self.net.seed,
                 deadline,
-                phase: "run",
+                phase,
             }),
         }
     }
@@ -705,15 +716,7 @@ impl Sim {
         self.net.now = self.net.now.max(deadline);
         self.heal_all();
         let deadline = self.net.now + liveness_limit;
-        match self.run_loop(deadline, &mut done)? {
-            Exit::Done => Ok(()),
-            Exit::Idle => Err(self.hang()),
-            Exit::Deadline => Err(SimError::Deadline {
-                seed: self.net.seed,
-                deadline,
-                phase: "liveness after heal",
-            }),
-        }
+        self.finish_by(deadline, "liveness after heal", &mut done)
     }
 
     fn hang(&self) -> SimError {
