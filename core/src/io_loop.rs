@@ -273,6 +273,8 @@ struct StreamEntry {
     connect_timer: Option<TimerId>,
     /// The long-lived handler; taken out while it runs.
     handler: Option<Box<dyn StreamHandler>>,
+    /// Where the handler was installed: its tasks run in that context.
+    handler_origin: Option<Origin>,
     /// A `Readable` task for the handler is queued and has not run yet.
     readable_queued: bool,
     /// Queued tasks that refer to this stream; the slot lives until they have run.
@@ -841,6 +843,9 @@ impl IoLoop {
     }
 
     /// Gives the stream to a long-lived handler; see [`StreamHandler`]. No read may be pending.
+    ///
+    /// The handler runs inside the tracing span current here, like any registered callback.
+    #[track_caller]
     pub fn set_handler(
         &mut self,
         id: StreamId,
@@ -852,6 +857,7 @@ impl IoLoop {
         }
         entry.stream.set_handled()?;
         entry.handler = Some(handler);
+        entry.handler_origin = Some(Origin::here());
         if entry.stream.buffered() > 0 || entry.stream.read_eof() {
             self.queue_readable(id);
         }
@@ -1217,6 +1223,7 @@ impl IoLoop {
             on_connect: None,
             connect_timer: None,
             handler: None,
+            handler_origin: None,
             readable_queued: false,
             in_flight: 0,
             interest_queued: false,
@@ -1285,7 +1292,8 @@ impl IoLoop {
         if let Some(e) = self.streams.get_mut(id.0) {
             if e.handler.is_some() && !e.readable_queued && !e.close_queued {
                 e.readable_queued = true;
-                self.push_task(Origin::here(), TaskKind::Readable(id));
+                let origin = e.handler_origin.clone().expect("set with the handler");
+                self.push_task(origin, TaskKind::Readable(id));
             }
         }
     }
@@ -1424,11 +1432,8 @@ impl IoLoop {
             };
             self.push_task(origin, kind);
         }
-        if self.entry(id).is_some_and(|e| e.stream.is_handled()) {
-            self.push_task(
-                Origin::here(),
-                TaskKind::HandlerClose { stream: id, reason },
-            );
+        if let Some(origin) = self.entry(id).and_then(|e| e.handler_origin.clone()) {
+            self.push_task(origin, TaskKind::HandlerClose { stream: id, reason });
         }
         self.actions.push_back(PendingAction::Close(id, reason));
     }

@@ -56,3 +56,56 @@ fn callbacks_timers_and_reads_run_in_the_span_current_at_registration() {
         assert_eq!(by("outside"), None);
     });
 }
+
+/// Records the span it runs in, on every read and on close.
+struct SpanProbe(Seen);
+
+impl eddy_core::StreamHandler for SpanProbe {
+    fn on_readable(
+        &mut self,
+        _: &mut IoLoop,
+        _: eddy_core::StreamId,
+        buf: &mut bytes::BytesMut,
+        _: bool,
+    ) {
+        buf.clear();
+        self.0
+            .borrow_mut()
+            .push(("readable", tracing::Span::current().id()));
+    }
+    fn on_close(&mut self, _: &mut IoLoop, _: eddy_core::StreamId, _: eddy_core::CloseReason) {
+        self.0
+            .borrow_mut()
+            .push(("close", tracing::Span::current().id()));
+    }
+}
+
+#[test]
+fn a_stream_handler_runs_in_the_span_current_when_it_was_installed() {
+    let subscriber = tracing_subscriber::registry();
+    tracing::subscriber::with_default(subscriber, || {
+        let mut io = IoLoop::default();
+        let mut net = FakeNet::new();
+        let id = net.accept_new(&mut io);
+        let seen: Seen = Rc::default();
+        let connection = tracing::info_span!("connection");
+        let expected = connection.id();
+        {
+            let _in_connection = connection.enter();
+            io.set_handler(id, Box::new(SpanProbe(seen.clone())))
+                .unwrap();
+        }
+        // Bytes arrive while some other span is current in the driver.
+        let driver = tracing::info_span!("driver");
+        let _in_driver = driver.enter();
+        net.peer_send(id, b"data");
+        net.peer_shutdown(id);
+        net.run_until_idle(&mut io, false, 100);
+        let seen = seen.borrow();
+        assert!(seen.iter().any(|(w, _)| *w == "readable"));
+        assert!(seen.iter().any(|(w, _)| *w == "close"));
+        for (what, span) in seen.iter() {
+            assert_eq!(*span, expected, "{what} ran outside the connection's span");
+        }
+    });
+}
