@@ -109,10 +109,18 @@ struct Origin {
 
 impl Origin {
     #[track_caller]
+    #[inline]
     fn here() -> Origin {
+        // Until any subscriber exists (global or scoped) no span can be current, and asking
+        // the dispatcher costs more than the rest of a registration.
+        let span = if tracing::dispatcher::has_been_set() {
+            tracing::Span::current()
+        } else {
+            tracing::Span::none()
+        };
         Origin {
             location: Location::caller(),
-            span: tracing::Span::current(),
+            span,
         }
     }
 }
