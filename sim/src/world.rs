@@ -1774,6 +1774,21 @@ impl Net {
                         let e = &mut self.ends[id as usize];
                         if e.interest != interest {
                             e.interest = interest;
+                            // Write at once, as a real driver's optimistic write does: the
+                            // window is known here, and going through the ready list would
+                            // cost the loop a second pass.
+                            if interest.writable
+                                && e.state == EndState::Open
+                                && e.pending_error.is_none()
+                                && !e.queued
+                            {
+                                self.write(id, stream, io);
+                                // Drained: the loop's next `Interest` says so too, but until
+                                // then the stale flag would queue a pass that does nothing.
+                                if io.stream(stream).is_some_and(|s| s.write_queued() == 0) {
+                                    self.ends[id as usize].interest.writable = false;
+                                }
+                            }
                             self.poke(id);
                         }
                     }
