@@ -263,15 +263,26 @@ fn packet_end(ev: &Event) -> Option<u32> {
     }
 }
 
+/// A scheduled event, keyed by `(time, push sequence)` packed into one integer.
 struct Queued {
-    time: Instant,
-    seq: u64,
+    key: u128,
     ev: Event,
+}
+
+impl Queued {
+    fn new(time: Instant, seq: u64, ev: Event) -> Queued {
+        let key = (u128::from(time.as_nanos()) << 64) | u128::from(seq);
+        Queued { key, ev }
+    }
+
+    fn time(&self) -> Instant {
+        Instant::from_nanos((self.key >> 64) as u64)
+    }
 }
 
 impl PartialEq for Queued {
     fn eq(&self, other: &Self) -> bool {
-        (self.time, self.seq) == (other.time, other.seq)
+        self.key == other.key
     }
 }
 impl Eq for Queued {}
@@ -279,11 +290,18 @@ impl PartialOrd for Queued {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
+    // The heap compares with `<=`; one integer comparison, no `Ordering` round trip.
+    fn le(&self, other: &Self) -> bool {
+        other.key <= self.key
+    }
+    fn lt(&self, other: &Self) -> bool {
+        other.key < self.key
+    }
 }
 impl Ord for Queued {
     /// Reversed, so the `BinaryHeap` pops the earliest (time, seq) first.
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.time, other.seq).cmp(&(self.time, self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
@@ -793,8 +811,8 @@ impl Sim {
             if self.net.queue.len() <= background {
                 return Ok(if done(self) { Exit::Done } else { Exit::Idle });
             }
-            let next = self.net.queue.peek().expect("not empty");
-            if next.time > deadline {
+            let next = self.net.queue.peek().expect("not empty").time();
+            if next > deadline {
                 self.net.now = self.net.now.max(deadline);
                 return Ok(if done(self) {
                     Exit::Done
@@ -802,8 +820,8 @@ impl Sim {
                     Exit::Deadline
                 });
             }
-            if next.time > self.net.now {
-                self.net.now = next.time;
+            if next > self.net.now {
+                self.net.now = next;
                 steps_now = 0;
             }
             self.apply_due()?;
@@ -816,7 +834,7 @@ impl Sim {
             .net
             .queue
             .peek()
-            .is_some_and(|q| q.time <= self.net.now)
+            .is_some_and(|q| q.time() <= self.net.now)
         {
             let q = self.net.queue.pop().expect("peeked");
             self.apply(q.ev);
@@ -941,11 +959,7 @@ impl Net {
     #[inline]
     fn push(&mut self, time: Instant, ev: Event) {
         self.seq += 1;
-        self.queue.push(Queued {
-            time,
-            seq: self.seq,
-            ev,
-        });
+        self.queue.push(Queued::new(time, self.seq, ev));
     }
 
     /// A biased coin that consumes no randomness when `p` is zero (calm worlds stay cheap).
@@ -1148,7 +1162,7 @@ impl Net {
         match q.ev {
             Event::Wake { host, lp, gen } => !self.loops[host as usize]
                 .get(lp as usize)
-                .is_some_and(|m| m.gen == gen && m.wake_at == Some(q.time)),
+                .is_some_and(|m| m.gen == gen && m.wake_at == Some(q.time())),
             _ => false,
         }
     }
