@@ -104,7 +104,9 @@ pub type Clock = Box<dyn Fn() -> Instant>;
 #[derive(Clone)]
 struct Origin {
     location: &'static Location<'static>,
-    span: tracing::Span,
+    /// The span current at registration; boxed, and only when there is one, so tasks stay
+    /// small in the common case of no subscriber or no span.
+    span: Option<Box<tracing::Span>>,
 }
 
 impl Origin {
@@ -114,14 +116,18 @@ impl Origin {
         // Until any subscriber exists (global or scoped) no span can be current, and asking
         // the dispatcher costs more than the rest of a registration.
         let span = if tracing::dispatcher::has_been_set() {
-            tracing::Span::current()
+            Self::boxed(tracing::Span::current())
         } else {
-            tracing::Span::none()
+            None
         };
         Origin {
             location: Location::caller(),
             span,
         }
+    }
+
+    fn boxed(span: tracing::Span) -> Option<Box<tracing::Span>> {
+        (!span.is_none()).then(|| Box::new(span))
     }
 }
 
@@ -1172,7 +1178,13 @@ impl IoLoop {
         let drained =
             std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
         for (callback, location, span) in drained {
-            self.push_task(Origin { location, span }, TaskKind::Remote(callback));
+            self.push_task(
+                Origin {
+                    location,
+                    span: Origin::boxed(span),
+                },
+                TaskKind::Remote(callback),
+            );
         }
     }
 
@@ -1465,7 +1477,7 @@ impl IoLoop {
                 e.in_flight -= 1;
             }
         }
-        let _enter = origin.span.enter();
+        let _enter = origin.span.as_deref().map(tracing::Span::enter);
         let started = self.slow.as_ref().map(|s| (s.clock)());
         let result = catch_unwind(AssertUnwindSafe(|| self.dispatch(kind)));
         self.stats.callbacks_run += 1;
