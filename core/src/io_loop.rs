@@ -1172,7 +1172,11 @@ impl IoLoop {
 
     /// The loop woke up because a [`Remote`] queued work; moves that work into the queue.
     pub fn handle_woken(&mut self) {
-        if !self.remote.pending.swap(false, Ordering::AcqRel) {
+        // A plain load first: the swap is a locked instruction, and nearly every round has
+        // nothing from other threads.
+        if !self.remote.pending.load(Ordering::Acquire)
+            || !self.remote.pending.swap(false, Ordering::AcqRel)
+        {
             return;
         }
         let drained =
@@ -1194,9 +1198,11 @@ impl IoLoop {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.now = self.now.max(now);
         self.handle_woken();
-        let local = std::mem::take(&mut *self.local.queue.borrow_mut());
-        for (callback, origin) in local {
-            self.push_task(origin, TaskKind::Call(callback));
+        if !self.local.queue.borrow().is_empty() {
+            let local = std::mem::take(&mut *self.local.queue.borrow_mut());
+            for (callback, origin) in local {
+                self.push_task(origin, TaskKind::Call(callback));
+            }
         }
         while let Some((_, action)) = self.timers.pop_expired(self.now) {
             match action {
