@@ -9,7 +9,9 @@
 #   close       50 connections, `Connection: close` (one request per connection)
 # On 2 cores wrk saturates its core before a fast server does, so the table reports both
 # requests/s and the server's own CPU time per request (utime+stime from /proc/PID/stat over
-# the run, divided by requests served) — the fair comparison.
+# the run, divided by requests served) — the fair comparison — split into user and system
+# time: system time (the recv/send/epoll work in the kernel) bounds how far any user-space
+# saving can move the total.
 # Then the memory of 10,000 idle keep-alive connections (after one request each): server
 # RSS growth divided by the connection count.
 # Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), IDLE (10000; 0 skips it),
@@ -53,7 +55,7 @@ start_server() { # name port -> pid
     echo $!
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; } # utime stime
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 run_wrk() { # scenario port -> "requests seconds"
@@ -66,7 +68,7 @@ run_wrk() { # scenario port -> "requests seconds"
         | awk '/requests in/ {print $1}'
 }
 
-measure() { # server scenario -> "req_per_s cpu_us_per_req"
+measure() { # server scenario -> "req_per_s cpu_us_per_req user_us_per_req sys_us_per_req"
     local port pid t0 t1 reqs
     port=$(pick_port)
     pid=$(start_server "$1" "$port")
@@ -75,12 +77,15 @@ measure() { # server scenario -> "req_per_s cpu_us_per_req"
     reqs=$(run_wrk "$2" "$port")
     t1=$(cpu_ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    awk -v r="$reqs" -v s="$SECS" -v d=$((t1 - t0)) -v hz="$tick" \
-        'BEGIN { printf "%.0f %.3f\n", r / s, (r > 0 ? d / hz / r * 1e6 : 0) }'
+    awk -v r="$reqs" -v s="$SECS" -v t0="$t0" -v t1="$t1" -v hz="$tick" 'BEGIN {
+        split(t0, a, " "); split(t1, b, " "); u = b[1] - a[1]; k = b[2] - a[2]
+        per = (r > 0 ? 1e6 / hz / r : 0)
+        printf "%.0f %.3f %.3f %.3f\n", r / s, (u + k) * per, u * per, k * per }'
 }
 
 
-printf '%-10s %14s %14s %9s %16s %16s %9s\n' scenario eddy_req/s hyper_req/s ratio eddy_cpu_us/req hyper_cpu_us/req ratio
+printf '%-10s %14s %14s %9s %16s %16s %9s %15s %15s\n' scenario eddy_req/s hyper_req/s ratio \
+    eddy_cpu_us/req hyper_cpu_us/req ratio eddy_usr+sys hyper_usr+sys
 for scenario in ${SCENARIOS:-keepalive pipelined close}; do
     : >/tmp/eddy_http_e.$$; : >/tmp/eddy_http_h.$$
     for _ in $(seq 1 "$ROUNDS"); do
@@ -89,8 +94,12 @@ for scenario in ${SCENARIOS:-keepalive pipelined close}; do
     done
     er=$(cut -d' ' -f1 /tmp/eddy_http_e.$$ | median); ec=$(cut -d' ' -f2 /tmp/eddy_http_e.$$ | median)
     hr=$(cut -d' ' -f1 /tmp/eddy_http_h.$$ | median); hc=$(cut -d' ' -f2 /tmp/eddy_http_h.$$ | median)
-    awk -v s="$scenario" -v er="$er" -v hr="$hr" -v ec="$ec" -v hc="$hc" 'BEGIN {
-        printf "%-10s %14.0f %14.0f %8.2fx %16.3f %16.3f %8.2fx\n", s, er, hr, (hr ? er / hr : 0), ec, hc, (hc ? ec / hc : 0) }'
+    eu=$(cut -d' ' -f3 /tmp/eddy_http_e.$$ | median); es=$(cut -d' ' -f4 /tmp/eddy_http_e.$$ | median)
+    hu=$(cut -d' ' -f3 /tmp/eddy_http_h.$$ | median); hs=$(cut -d' ' -f4 /tmp/eddy_http_h.$$ | median)
+    awk -v s="$scenario" -v er="$er" -v hr="$hr" -v ec="$ec" -v hc="$hc" \
+        -v eu="$eu" -v es="$es" -v hu="$hu" -v hs="$hs" 'BEGIN {
+        printf "%-10s %14.0f %14.0f %8.2fx %16.3f %16.3f %8.2fx %7.2f+%-7.2f %7.2f+%-7.2f\n",
+            s, er, hr, (hr ? er / hr : 0), ec, hc, (hc ? ec / hc : 0), eu, es, hu, hs }'
 done
 rm -f /tmp/eddy_http_e.$$ /tmp/eddy_http_h.$$
 
