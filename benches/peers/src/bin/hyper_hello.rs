@@ -20,8 +20,10 @@ async fn hello(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Byte
     };
     let mut resp = Response::new(Full::new(Bytes::from_static(body)));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert("content-type", hyper::header::HeaderValue::from_static("text/plain"));
+    resp.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("text/plain"),
+    );
     Ok(resp)
 }
 
