@@ -279,3 +279,47 @@ fn a_client_that_never_reads_its_answers_cannot_grow_server_memory() {
     assert_eq!(server.stats().requests, requests as u64);
     assert_eq!(responses(&net.take_output(id)).len(), requests);
 }
+
+/// Steps until idle (jumping timers), returning the most request bytes the server held.
+fn most_buffered_until_idle(io: &mut IoLoop, net: &mut FakeNet, id: StreamId) -> usize {
+    let mut most = 0;
+    for _ in 0..5_000_000 {
+        most = most.max(io.stream(id).map_or(0, |s| s.buffered()));
+        if net.step(io) {
+            continue;
+        }
+        match io.poll_timeout() {
+            Some(deadline) => net.now = net.now.max(deadline),
+            None => return most,
+        }
+    }
+    panic!("did not go idle");
+}
+
+#[test]
+fn a_client_that_reads_its_answers_slowly_cannot_make_the_server_buffer_its_requests() {
+    let (mut io, mut net, server, id) = serve(HttpConfig::default());
+    // Answers drain 1 KiB per turn while a large pipeline waits to be read: resuming after a
+    // drain must not read far more requests than it answers.
+    net.write_sizes = vec![1024];
+    let requests = 20_000;
+    net.peer_send(id, &b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n".repeat(requests));
+    let most = most_buffered_until_idle(&mut io, &mut net, id);
+    assert!(most <= 128 * 1024, "{most} bytes of requests buffered");
+    assert_eq!(server.stats().requests, requests as u64);
+    assert_eq!(responses(&net.take_output(id)).len(), requests);
+}
+
+#[test]
+fn pipelined_requests_answered_later_are_read_as_they_are_answered() {
+    let (mut io, mut net, server, id) = serve(HttpConfig::default());
+    let requests = 3_000;
+    net.peer_send(
+        id,
+        &b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n".repeat(requests),
+    );
+    let most = most_buffered_until_idle(&mut io, &mut net, id);
+    assert!(most <= 128 * 1024, "{most} bytes of requests buffered");
+    assert_eq!(server.stats().requests, requests as u64);
+    assert_eq!(responses(&net.take_output(id)).len(), requests);
+}

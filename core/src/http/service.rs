@@ -365,7 +365,8 @@ fn wait_for_drain(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>) {
         };
         conn.borrow_mut().awaiting_drain = false;
         if written.is_ok() {
-            io.set_reading(stream, true);
+            // Parse on from the buffer; `drive` turns reading back on only when it runs out
+            // of whole requests, so a pipeline is read no faster than it is answered.
             io.notify_handler(stream);
         }
     });
@@ -555,10 +556,9 @@ fn finish_cycle(
             conn.flush_out(io);
             if !conn.driving {
                 // An answer given later: a pipelined request may already be buffered, so
-                // parse it in the next round. (Inside `drive`, its loop goes on by itself.)
-                let stream = conn.stream;
-                io.set_reading(stream, true);
-                io.notify_handler(stream);
+                // parse it in the next round (inside `drive`, its loop goes on by itself).
+                // Reading resumes there, once the buffer holds no whole request.
+                io.notify_handler(conn.stream);
             }
             drop(conn);
             rearm_timeout(io, conn_rc);
