@@ -312,6 +312,90 @@ fn missing_host_on_http11_is_400_but_fine_on_http10() {
 fn invalid_host_value_is_400() {
     assert_bad_request(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n");
     assert_bad_request(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n");
+    // RFC 9112 §3.2: Host is uri-host [":" port]; port is digits, IPv6 needs brackets.
+    for host in [
+        "example.com:abc",
+        "a:b:c",
+        "a:80:80",
+        "[::1",
+        "::1",
+        "[::1]x",
+        "[::1]:x",
+        "[not-ipv6]:80",
+        "user@example.com",
+        "a%zz",
+        "a%4",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert_bad_request(req.as_bytes());
+    }
+}
+
+#[test]
+fn valid_host_values_are_accepted() {
+    for host in [
+        "example.com",
+        "example.com:8080",
+        "example.com:",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::1]:8080",
+        "[v1.fe80::a+en1]",
+        "a%41b",
+        "xn--nxasmq6b.example",
+        "",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        let t = run_all_ways(req.as_bytes());
+        let heads = heads(&t);
+        assert_eq!(heads.len(), 1, "Host: {host}");
+        assert!(heads[0].starts_with("GET / HTTP/1.1 "), "Host: {host}");
+    }
+}
+
+#[test]
+fn absolute_form_authority_must_be_host_and_port() {
+    for target in [
+        "http://example.com:abc/",
+        "http://user:pw@example.com/",
+        "http://a b/",
+        "http:///path",
+    ] {
+        let req = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_bad_request(req.as_bytes());
+    }
+    let t = run_all_ways(b"GET http://example.com:8080/x?y HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(heads(&t).len(), 1);
+}
+
+#[test]
+fn a_malformed_request_line_is_400_even_when_it_ends_in_a_version() {
+    for line in [
+        "GET /  HTTP/1.1",
+        "GET  / HTTP/1.1",
+        "GET /a b HTTP/1.1",
+        "GET / HTTP/1.1 ",
+        "GET / HTTP/1",
+        "GET / HTTP/2",
+        " GET / HTTP/1.1",
+    ] {
+        let req = format!("{line}\r\nHost: a\r\n\r\n");
+        assert_bad_request(req.as_bytes());
+    }
+}
+
+#[test]
+fn a_higher_http1_minor_version_is_served_as_http11() {
+    // RFC 9110 §2.5: processed as the highest minor version implemented.
+    for v in ["HTTP/1.2", "HTTP/1.9"] {
+        let req = format!("GET /x {v}\r\nHost: a\r\n\r\n");
+        for input in [req.clone(), format!("\r\n{req}")] {
+            let t = run_all_ways(input.as_bytes());
+            let heads = heads(&t);
+            assert_eq!(heads.len(), 1, "{v}");
+            assert!(heads[0].starts_with("GET /x HTTP/1.1 "), "{v}: {heads:?}");
+        }
+    }
 }
 
 #[test]
@@ -372,16 +456,22 @@ fn invalid_request_targets_are_400() {
 }
 
 #[test]
-fn asterisk_form_is_accepted_for_options_and_authority_form_for_connect() {
+fn asterisk_form_is_accepted_for_options_and_connect_is_not_implemented() {
     let t = run_all_ways(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(heads(&t).len(), 1);
-    let t = run_all_ways(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n");
-    assert_eq!(heads(&t).len(), 1);
+    // A 2xx to CONNECT would make the connection a tunnel: not implemented (501); a
+    // CONNECT whose target is not authority-form is malformed (400).
+    assert_rejected(
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        StatusCode::NOT_IMPLEMENTED,
+    );
+    assert_bad_request(b"CONNECT example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_bad_request(b"CONNECT / HTTP/1.1\r\nHost: example.com\r\n\r\n");
 }
 
 #[test]
 fn other_http_versions_are_505() {
-    for v in ["HTTP/1.2", "HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/2"] {
+    for v in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9"] {
         let req = format!("GET / {v}\r\nHost: a\r\n\r\n");
         assert_rejected(req.as_bytes(), StatusCode::HTTP_VERSION_NOT_SUPPORTED);
     }

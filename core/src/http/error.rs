@@ -50,9 +50,13 @@ pub enum RequestError {
         /// The `max_body_size` in force for this request.
         limit: u64,
     },
-    /// The HTTP version is not 1.0 or 1.1 (HTTP/2 prior knowledge is refused here too).
-    #[error("HTTP version not supported; only HTTP/1.0 and HTTP/1.1 are served here")]
+    /// The HTTP version is not 1.x (HTTP/2 prior knowledge is refused here too).
+    #[error("HTTP version not supported; only HTTP/1.x is served here")]
     VersionNotSupported,
+    /// A method the server does not implement (CONNECT: it would need a tunnel).
+    #[error("method not implemented by this server: {0}")]
+    MethodNotImplemented(&'static str),
+
     /// The peer closed the connection in the middle of a request.
     #[error("connection closed before the request was complete")]
     Incomplete,
@@ -74,7 +78,9 @@ impl RequestError {
             RequestError::TargetTooLong { .. } => StatusCode::URI_TOO_LONG,
             RequestError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             RequestError::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
-            RequestError::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
+            RequestError::UnsupportedTransferCoding | RequestError::MethodNotImplemented(_) => {
+                StatusCode::NOT_IMPLEMENTED
+            }
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -59,12 +59,21 @@ fn span(base: usize, s: &[u8]) -> (usize, usize) {
 pub fn parse_request_head(
     buf: &mut BytesMut,
     head_len: usize,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
 ) -> Result<RequestHead, RequestError> {
-    let head: Bytes = buf.split_to(head_len).freeze();
+    parse_head(buf.split_to(head_len).freeze(), headers)
+}
+
+fn parse_head(head: Bytes, mut headers: HeaderMap) -> Result<RequestHead, RequestError> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
-    check_parse(req.parse_with_uninit_headers(&head, &mut fields), &head)?;
+    if let Some(minor_at) = check_parse(req.parse_with_uninit_headers(&head, &mut fields), &head)? {
+        // RFC 9110 §2.5: a higher minor version of a major version we implement is processed
+        // as the highest minor we implement, HTTP/1.1.
+        let mut patched = BytesMut::from(&head[..]);
+        patched[minor_at] = b'1';
+        return parse_head(patched.freeze(), headers);
+    }
     let base = head.as_ptr() as usize;
     let (Some(method), Some(target), Some(v)) = (req.method, req.path, req.version) else {
         return Err(RequestError::BadSyntax("incomplete request line"));
@@ -119,15 +128,19 @@ pub fn parse_request_head(
     })
 }
 
-/// Maps httparse's verdict on the whole head to ours.
-fn check_parse(result: httparse::Result<usize>, bytes: &[u8]) -> Result<(), RequestError> {
+/// Maps httparse's verdict on the whole head to ours; `Some(offset)`: the head is HTTP/1.x
+/// with x > 1, to be parsed again with the minor version digit at `offset` set to 1.
+fn check_parse(
+    result: httparse::Result<usize>,
+    bytes: &[u8],
+) -> Result<Option<usize>, RequestError> {
     match result {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(RequestError::BadSyntax("head does not end where expected")),
         Err(httparse::Error::TooManyHeaders) => {
             return Err(RequestError::TooManyHeaders { limit: MAX_HEADERS })
         }
-        Err(httparse::Error::Version) => return Err(version_error(bytes)),
+        Err(httparse::Error::Version) => return version_error(bytes).map(Some),
         Err(httparse::Error::HeaderName) => {
             return Err(RequestError::BadSyntax(
                 "invalid field name (or whitespace before colon, or obs-fold)",
@@ -144,28 +157,42 @@ fn check_parse(result: httparse::Result<usize>, bytes: &[u8]) -> Result<(), Requ
         }
         Err(_) => return Err(RequestError::BadSyntax("invalid request line")),
     }
-    Ok(())
+    Ok(None)
 }
 
-/// httparse says "bad version" both for `HTTP/2.0` (505) and for garbage (400).
-fn version_error(bytes: &[u8]) -> RequestError {
-    let line_end = memchr::memchr(b'\r', bytes).unwrap_or(bytes.len());
-    let line = &bytes[..line_end];
-    let token = match memchr::memrchr(b' ', line) {
-        Some(sp) => &line[sp + 1..],
-        None => return RequestError::BadSyntax("malformed request line"),
+/// httparse says "bad version" for `HTTP/2.0` (505), for `HTTP/1.2` (served as 1.1) and for
+/// a malformed request line (400): tell them apart by the line's shape,
+/// `method SP request-target SP HTTP/DIGIT.DIGIT` with single spaces. `Ok` is the offset of
+/// an HTTP/1 minor version digit above 1.
+fn version_error(bytes: &[u8]) -> Result<usize, RequestError> {
+    // httparse skips empty lines before the request line; so does this.
+    let start = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
+    let line_end = memchr::memchr(b'\r', &bytes[start..]).map_or(bytes.len(), |n| start + n);
+    let line = &bytes[start..line_end];
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(RequestError::BadSyntax("malformed request line"));
     };
-    let well_formed = match token {
-        [b'H', b'T', b'T', b'P', b'/', major] => major.is_ascii_digit(),
-        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] => {
-            major.is_ascii_digit() && minor.is_ascii_digit()
+    if method.is_empty() || target.is_empty() {
+        return Err(RequestError::BadSyntax("malformed request line"));
+    }
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            match (major, minor) {
+                // Only above 1, so the patched head cannot come back here.
+                (b'1', b'2'..=b'9') => Ok(line_end - 1),
+                (b'1', _) => Err(RequestError::BadSyntax("malformed request line")),
+                _ => Err(RequestError::VersionNotSupported),
+            }
         }
-        _ => false,
-    };
-    if well_formed {
-        RequestError::VersionNotSupported
-    } else {
-        RequestError::BadSyntax("malformed HTTP version")
+        _ => Err(RequestError::BadSyntax("malformed HTTP version")),
     }
 }
 
@@ -194,8 +221,8 @@ impl Facts {
             self.transfer_encoding = true;
         } else if name.eq_ignore_ascii_case(b"host") {
             self.hosts += 1;
-            if !value.iter().all(|&b| is_host_byte(b)) {
-                return Err(RequestError::BadHost("invalid character in Host"));
+            if !is_valid_host(value) {
+                return Err(RequestError::BadHost("Host is not uri-host [\":\" port]"));
             }
         } else if name.eq_ignore_ascii_case(b"connection") {
             for token in list_elements(value) {
@@ -237,30 +264,72 @@ impl Facts {
     }
 }
 
-/// Bytes of `uri-host [":" port]` (RFC 3986 reg-name, IP literal, port).
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-                | b'%'
-        )
+/// `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2): an IP literal in brackets, or a
+/// reg-name / IPv4 address (no colon), then an optional port of digits. Userinfo is not
+/// allowed (RFC 9110 §4.2.4), and an empty host is (RFC 9112 §3.2).
+fn is_valid_host(value: &[u8]) -> bool {
+    let rest = if let Some(literal) = value.strip_prefix(b"[") {
+        let Some(close) = memchr::memchr(b']', literal) else {
+            return false;
+        };
+        if !is_ip_literal(&literal[..close]) {
+            return false;
+        }
+        &literal[close + 1..]
+    } else {
+        let colon = memchr::memchr(b':', value).unwrap_or(value.len());
+        if !is_reg_name(&value[..colon]) {
+            return false;
+        }
+        &value[colon..]
+    };
+    match rest {
+        [] => true,
+        [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// RFC 3986 `reg-name`: unreserved, sub-delims and `%XX` escapes (IPv4 addresses fit too).
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let escape = name.get(i + 1..i + 3);
+                if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            b if is_unreserved_or_sub_delim(b) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
+fn is_unreserved_or_sub_delim(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
+/// The inside of `[...]`: an IPv6 address, or `v` HEXDIG+ `.` (unreserved / sub-delims / `:`)+.
+fn is_ip_literal(literal: &[u8]) -> bool {
+    if let [b'v' | b'V', future @ ..] = literal {
+        let Some(dot) = memchr::memchr(b'.', future) else {
+            return false;
+        };
+        let (version, tail) = (&future[..dot], &future[dot + 1..]);
+        return !version.is_empty()
+            && version.iter().all(u8::is_ascii_hexdigit)
+            && !tail.is_empty()
+            && tail
+                .iter()
+                .all(|&b| b == b':' || is_unreserved_or_sub_delim(b));
+    }
+    std::str::from_utf8(literal).is_ok_and(|s| s.parse::<core::net::Ipv6Addr>().is_ok())
 }
 
 /// Parses and checks the request-target form against the method (RFC 9112 §3.2).
@@ -287,10 +356,16 @@ fn parse_target(
     let uri = Uri::from_maybe_shared(head.slice(start..end))
         .map_err(|_| RequestError::BadTarget("unparseable request-target"))?;
     if method == Method::CONNECT {
-        if uri.scheme().is_some() || uri.authority().is_none() || raw.starts_with(b"/") {
+        // authority-form is `uri-host ":" port` (RFC 9112 §3.2.3).
+        let authority_form = uri.scheme().is_none()
+            && !raw.starts_with(b"/")
+            && uri.port().is_some()
+            && is_valid_host(raw);
+        if !authority_form {
             return Err(RequestError::BadTarget("CONNECT needs authority-form"));
         }
-        return Ok(uri);
+        // A 2xx would turn the connection into a tunnel (RFC 9110 §9.3.6): not served here.
+        return Err(RequestError::MethodNotImplemented("CONNECT"));
     }
     if raw.starts_with(b"/") {
         return Ok(uri);
@@ -300,6 +375,13 @@ fn parse_target(
             if (s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"))
                 && uri.authority().is_some() =>
         {
+            // RFC 9110 §4.2.1: an empty host is invalid; §4.2.4: userinfo is an error.
+            let authority = uri.authority().map_or("", |a| a.as_str()).as_bytes();
+            if uri.host().map_or(true, str::is_empty) || !is_valid_host(authority) {
+                return Err(RequestError::BadTarget(
+                    "absolute-form authority is not host [\":\" port]",
+                ));
+            }
             Ok(uri)
         }
         Some(_) => Err(RequestError::BadTarget(
