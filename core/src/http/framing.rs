@@ -202,8 +202,8 @@ enum ChunkState {
     Size { size: u64, digits: u32 },
     /// Whitespace after chunk-size (BWS before `;` or CRLF).
     SizeWs { size: u64 },
-    /// Inside chunk extensions, skipped up to CR.
-    Ext { size: u64 },
+    /// Inside chunk extensions (validated, then ignored).
+    Ext { size: u64, at: ExtPos },
     /// Saw the CR ending the chunk-size line.
     SizeLf { size: u64 },
     /// Inside chunk data.
@@ -216,6 +216,28 @@ enum ChunkState {
     Trailers { scanned: usize },
     /// The body ended.
     Done,
+}
+
+/// Where a chunk-size line's extensions are (RFC 9112 §7.1.1):
+/// `*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExtPos {
+    /// After `;`: whitespace, then a name.
+    BeforeName,
+    /// In a name.
+    Name,
+    /// Whitespace after a name: `=` or `;` must follow.
+    AfterName,
+    /// After `=`: whitespace, then a token or a quoted string.
+    BeforeValue,
+    /// In a token value.
+    Token,
+    /// In a quoted-string value.
+    Quoted,
+    /// After a backslash in a quoted string.
+    QuotedPair,
+    /// After a value (and whitespace): `;` must follow, or the line ends right after it.
+    AfterValue { ws: bool },
 }
 
 /// Incremental decoder of the chunked transfer coding (RFC 9112 §7.1).
@@ -327,7 +349,10 @@ impl ChunkedDecoder {
                 return Err(RequestError::BadChunk("chunk size is not hexadecimal"))
             }
             (Size { size, .. } | SizeWs { size }, b' ' | b'\t') => SizeWs { size },
-            (Size { size, .. } | SizeWs { size }, b';') => Ext { size },
+            (Size { size, .. } | SizeWs { size }, b';') => Ext {
+                size,
+                at: ExtPos::BeforeName,
+            },
             // RFC 9112 §7.1.1: whitespace after the size is allowed only before an extension
             // (BWS ";"); a lenient reading of "5 \r\n" is a known parser discrepancy.
             (SizeWs { .. }, b'\r') => {
@@ -335,15 +360,14 @@ impl ChunkedDecoder {
                     "whitespace after chunk size without an extension",
                 ))
             }
-            (Size { size, .. } | Ext { size }, b'\r') => SizeLf { size },
+            (Size { size, .. }, b'\r') => SizeLf { size },
             (Size { .. } | SizeWs { .. }, _) => {
                 return Err(RequestError::BadChunk("invalid byte after chunk size"))
             }
-            (Ext { .. }, b'\n') => return Err(RequestError::BadChunk("bare LF in chunk line")),
-            (Ext { .. }, b) if (b < 0x20 && b != b'\t') || b == 0x7f => {
-                return Err(RequestError::BadChunk("control byte in chunk extension"))
-            }
-            (Ext { size }, _) => Ext { size },
+            (Ext { size, at }, b) => match step_extension(at, b)? {
+                Some(at) => Ext { size, at },
+                None => SizeLf { size },
+            },
             (SizeLf { size }, b'\n') => {
                 self.line_len = 0;
                 if size == 0 {
@@ -407,6 +431,37 @@ impl ChunkedDecoder {
         self.state = ChunkState::Done;
         Ok(Decoded::End(Some(map)))
     }
+}
+
+/// One byte of chunk extensions; `None` when the CR ending a well-formed line was seen.
+///
+/// Strict on purpose: extensions are ignored, but a recipient that skips anything up to CR
+/// and one that parses them disagree on malformed ones, which is how chunked bodies get
+/// smuggled.
+fn step_extension(at: ExtPos, b: u8) -> Result<Option<ExtPos>, RequestError> {
+    use ExtPos::*;
+    let ws = b == b' ' || b == b'\t';
+    let next = match (at, b) {
+        (BeforeName, _) if ws => BeforeName,
+        (BeforeName | Name, _) if is_tchar(b) => Name,
+        (Name | AfterName, _) if ws => AfterName,
+        (Name | AfterName, b'=') => BeforeValue,
+        (Name | AfterName | Token | AfterValue { .. }, b';') => BeforeName,
+        (Name | Token | AfterValue { ws: false }, b'\r') => return Ok(None),
+        (BeforeValue, _) if ws => BeforeValue,
+        (BeforeValue, b'"') => Quoted,
+        (BeforeValue | Token, _) if is_tchar(b) => Token,
+        (Token | AfterValue { .. }, _) if ws => AfterValue { ws: true },
+        (Quoted, b'"') => AfterValue { ws: false },
+        (Quoted, b'\\') => QuotedPair,
+        // qdtext: HTAB / SP / %x21 / %x23-5B / %x5D-7E / obs-text
+        (Quoted, b'\t' | b' ' | 0x21 | 0x23..=0x5b | 0x5d..=0x7e | 0x80..=0xff) => Quoted,
+        // quoted-pair: "\" ( HTAB / SP / VCHAR / obs-text )
+        (QuotedPair, b'\t' | b' ' | 0x21..=0x7e | 0x80..=0xff) => Quoted,
+        (_, b'\n') => return Err(RequestError::BadChunk("bare LF in chunk line")),
+        _ => return Err(RequestError::BadChunk("malformed chunk extension")),
+    };
+    Ok(Some(next))
 }
 
 /// Writes one chunk (`size CRLF data CRLF`); empty data writes nothing, since an empty
@@ -555,6 +610,57 @@ mod tests {
         assert_eq!(body, b"hello0123456789");
         assert_eq!(t.unwrap()["x-t"], "1");
         assert_eq!(rest, 4);
+    }
+
+    #[test]
+    fn chunk_extensions_follow_the_grammar() {
+        for ext in [
+            &b";a"[..],
+            b";a=b",
+            b" ;a",
+            b"\t; a",
+            b";a=\"\"",
+            b";a=\"x y;z\\\"q\"",
+            b";a = b",
+            b";a=b;c;d=\"e\"",
+            b";a=b ;c",
+            b";!#$%&'*+-.^_`|~09azAZ",
+            b";a=\"\xe9\"",
+        ] {
+            let mut body = b"1".to_vec();
+            body.extend_from_slice(ext);
+            body.extend_from_slice(b"\r\nz\r\n0\r\n\r\n");
+            let r = decode_all(&body);
+            assert!(r.is_ok(), "{:?} -> {r:?}", String::from_utf8_lossy(ext));
+        }
+        for ext in [
+            &b";"[..],
+            b"; ",
+            b";;a",
+            b";a=",
+            b";a= ",
+            b";a=b c",
+            b";a=\"bc",
+            b";a=\"b\"c",
+            b";a ",
+            b";a=b ",
+            b";=b",
+            b";a@b",
+            b";a=b@c",
+            b";a=\"\x7f\"",
+            b";a=\"\\\x01\"",
+            b";\xff",
+        ] {
+            let mut body = b"1".to_vec();
+            body.extend_from_slice(ext);
+            body.extend_from_slice(b"\r\nz\r\n0\r\n\r\n");
+            let r = decode_all(&body);
+            assert!(
+                matches!(r, Err(RequestError::BadChunk(_))),
+                "{:?} -> {r:?}",
+                String::from_utf8_lossy(ext)
+            );
+        }
     }
 
     #[test]
