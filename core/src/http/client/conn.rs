@@ -25,12 +25,12 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
 
 use super::super::error::RequestError;
 use super::super::framing::{
-    encode_chunk, encode_last_chunk, fields_to_map, list_contains, parse_content_length,
-    put_decimal, scan_head_end, trim_ows, ChunkedDecoder, Decoded, HeadScan,
+    encode_chunk, encode_last_chunk, list_contains, parse_content_length, put_decimal,
+    scan_head_end, trim_ows, ChunkedDecoder, Decoded, HeadScan,
 };
 use super::super::head::MAX_HEADERS;
 use super::super::sink::ResponseSink;
@@ -140,7 +140,8 @@ pub enum RequestSendError {
         /// The declared length.
         declared: u64,
     },
-    /// The request-target is empty or contains bytes not allowed in a request line.
+    /// The request-target is empty or contains bytes not allowed in a request line
+    /// (controls, spaces, non-ASCII).
     #[error("invalid request-target")]
     BadTarget,
     /// The Host value contains bytes not allowed in a header field.
@@ -194,7 +195,9 @@ pub struct ResponseHead {
 pub enum ClientEvent {
     /// The final response head (interim 1xx responses are skipped); `Data`* and `End` follow.
     Head(ResponseHead),
-    /// A piece of the body, split off the read buffer without copying.
+    /// A piece of the body, split off the read buffer without copying. Chunked framing is
+    /// removed, but a `gzip`/`x-gzip` transfer coding (with `identity`, the only other
+    /// codings accepted) is left in place: [`HttpClient`](super::HttpClient) decodes it.
     Data(Bytes),
     /// The response ended; chunked trailer fields, if any.
     End(Option<HeaderMap>),
@@ -295,7 +298,8 @@ impl ClientConn {
             return Err(RequestSendError::NotReady);
         }
         let target = req.target.as_bytes();
-        if target.is_empty() || target.iter().any(|&b| b <= b' ' || b == 0x7f) {
+        // RFC 9112 §3.2: the request-target is ASCII (non-ASCII bytes are percent-encoded).
+        if target.is_empty() || target.iter().any(|&b| b <= b' ' || b >= 0x7f) {
             return Err(RequestSendError::BadTarget);
         }
         let user_host = req.headers.get(HOST);
@@ -615,11 +619,38 @@ impl ClientConn {
     }
 }
 
+/// Most transfer codings besides `chunked` accepted on one response.
+const MAX_TRANSFER_CODINGS: usize = 4;
+
+/// True for the transfer codings (besides `chunked`) that [`super::HttpClient`] removes:
+/// `gzip` (and its alias `x-gzip`, RFC 9112 §7.2) and the no-op `identity`.
+fn transfer_coding_supported(coding: &[u8]) -> bool {
+    is_gzip_coding(coding) || coding.eq_ignore_ascii_case(b"identity")
+}
+
+/// True for `gzip` and `x-gzip` (RFC 9110 §8.4.1.3, RFC 9112 §7.2), case-insensitively.
+pub(super) fn is_gzip_coding(coding: &[u8]) -> bool {
+    coding.eq_ignore_ascii_case(b"gzip") || coding.eq_ignore_ascii_case(b"x-gzip")
+}
+
+/// How many `gzip`/`x-gzip` transfer codings a response's Transfer-Encoding lists: the
+/// gzip layers to remove from the de-chunked body.
+pub(super) fn gzip_transfer_codings(headers: &HeaderMap) -> usize {
+    headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter(|e| is_gzip_coding(trim_ows(e)))
+        .count()
+}
+
 /// True when the last transfer coding listed is `chunked` (applied once); errors on
-/// malformed lists.
+/// malformed lists and on codings the client cannot remove (RFC 9112 §6.1: never pass a
+/// coded body off as the content).
 fn final_coding_is_chunked(values: &[&HeaderValue]) -> Result<bool, ResponseError> {
     let mut last = None;
     let mut chunked = 0;
+    let mut others = 0;
     for v in values {
         for element in v.as_bytes().split(|&b| b == b',') {
             let e = trim_ows(element);
@@ -628,6 +659,10 @@ fn final_coding_is_chunked(values: &[&HeaderValue]) -> Result<bool, ResponseErro
             }
             if e.eq_ignore_ascii_case(b"chunked") {
                 chunked += 1;
+            } else if transfer_coding_supported(e) {
+                others += 1;
+            } else {
+                return Err(ResponseError::BadFraming("unsupported transfer coding"));
             }
             last = Some(e);
         }
@@ -637,6 +672,9 @@ fn final_coding_is_chunked(values: &[&HeaderValue]) -> Result<bool, ResponseErro
     };
     if chunked > 1 {
         return Err(ResponseError::BadFraming("chunked applied more than once"));
+    }
+    if others > MAX_TRANSFER_CODINGS {
+        return Err(ResponseError::BadFraming("too many transfer codings"));
     }
     let last_chunked = last.eq_ignore_ascii_case(b"chunked");
     if chunked == 1 && !last_chunked {
@@ -649,7 +687,11 @@ fn final_coding_is_chunked(values: &[&HeaderValue]) -> Result<bool, ResponseErro
 fn parse_response_head(bytes: &[u8]) -> Result<ResponseHead, ResponseError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut fields);
-    match resp.parse(bytes) {
+    // RFC 9112 §5.2: a user agent accepts obs-fold in a response (and unfolds it below).
+    let parsed = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response(&mut resp, bytes);
+    match parsed {
         Ok(httparse::Status::Complete(n)) if n == bytes.len() => {}
         Ok(_) => return Err(ResponseError::BadSyntax("head does not end where expected")),
         Err(httparse::Error::TooManyHeaders) => {
@@ -679,13 +721,60 @@ fn parse_response_head(bytes: &[u8]) -> Result<ResponseHead, ResponseError> {
         .map_err(|_| ResponseError::BadSyntax("status code out of range"))?;
     let reason = resp.reason.unwrap_or("").to_owned();
     let mut headers = HeaderMap::new();
-    fields_to_map(resp.headers, &mut headers).map_err(ResponseError::BadSyntax)?;
+    response_fields_to_map(resp.headers, &mut headers).map_err(ResponseError::BadSyntax)?;
     Ok(ResponseHead {
         status,
         reason,
         version,
         headers,
     })
+}
+
+/// Builds the header map of a response head, replacing each obs-fold with one SP first
+/// (RFC 9112 §5.2); names and values are validated as for any other field.
+fn response_fields_to_map(
+    fields: &[httparse::Header<'_>],
+    map: &mut HeaderMap,
+) -> Result<(), &'static str> {
+    map.reserve(fields.len());
+    for field in fields {
+        let name =
+            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| "invalid field name")?;
+        let value = if field.value.contains(&b'\r') {
+            HeaderValue::from_bytes(&unfold(field.value))
+        } else {
+            HeaderValue::from_bytes(field.value)
+        }
+        .map_err(|_| "invalid field value")?;
+        map.append(name, value);
+    }
+    Ok(())
+}
+
+/// Replaces every obs-fold (`OWS CRLF 1*(SP / HTAB)`, RFC 9112 §5.2) in a field value with
+/// a single SP. Any other CR or LF is kept, so that the value is then rejected.
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let fold = value[i] == b'\r'
+            && value.get(i + 1) == Some(&b'\n')
+            && matches!(value.get(i + 2), Some(b' ' | b'\t'));
+        if !fold {
+            out.push(value[i]);
+            i += 1;
+            continue;
+        }
+        while matches!(out.last(), Some(b' ' | b'\t')) {
+            out.pop();
+        }
+        out.push(b' ');
+        i += 2;
+        while matches!(value.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// httparse reports "bad version" both for `HTTP/2` and for garbage.
@@ -889,6 +978,124 @@ mod tests {
             ev.last(),
             Some(&ClientEvent::Error(ResponseError::Incomplete))
         );
+    }
+
+    #[test]
+    fn obs_fold_in_a_response_field_becomes_spaces() {
+        for (field, expected) in [
+            (
+                &b"X-Folded: part1\r\n  part2\r\n\tpart3"[..],
+                &b"part1 part2 part3"[..],
+            ),
+            (b"X-Folded: \r\n  starts-folded", b"starts-folded"),
+            (b"X-Folded: a \t\r\n \t b", b"a b"),
+            (b"X-Folded: caf\xc3\xa9\r\n x", b"caf\xc3\xa9 x"),
+        ] {
+            let (mut c, _) = get(true);
+            let mut input = b"HTTP/1.1 200 OK\r\n".to_vec();
+            input.extend_from_slice(field);
+            input.extend_from_slice(b"\r\nContent-Length: 2\r\n\r\nok");
+            let ev = events(&mut c, &input, false);
+            let ClientEvent::Head(head) = &ev[0] else {
+                panic!("{:?} -> {ev:?}", String::from_utf8_lossy(field));
+            };
+            assert_eq!(head.headers["x-folded"].as_bytes(), expected);
+            assert_eq!(head.headers["content-length"], "2");
+            assert_eq!(ev[1], ClientEvent::Data(Bytes::from_static(b"ok")));
+            assert!(c.can_reuse());
+        }
+        // Everything else stays strict: bare CR or LF, NUL in a continuation line, a fold
+        // before the first field.
+        for bad in [
+            &b"HTTP/1.1 200 OK\r\nX: a\r\n b\rc\r\n\r\n"[..],
+            b"HTTP/1.1 200 OK\r\nX: a\n b\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nX: a\r\n b\0c\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n folded\r\nX: a\r\n\r\n",
+        ] {
+            let (mut c, _) = get(true);
+            let ev = events(&mut c, bad, false);
+            assert!(
+                matches!(ev.last(), Some(ClientEvent::Error(_))),
+                "{:?} -> {ev:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn transfer_codings_other_than_chunked_gzip_and_identity_are_errors() {
+        for (te, gzip_layers) in [
+            ("x-gzip, chunked", 1),
+            ("GZIP, identity\r\nTransfer-Encoding: gzip,chunked", 2),
+            ("identity, chunked", 0),
+        ] {
+            let (mut c, _) = get(true);
+            let input =
+                format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n3\r\ngz!\r\n0\r\n\r\n");
+            let ev = events(&mut c, input.as_bytes(), false);
+            let ClientEvent::Head(head) = &ev[0] else {
+                panic!("{te}: {ev:?}")
+            };
+            assert_eq!(gzip_transfer_codings(&head.headers), gzip_layers, "{te}");
+            assert_eq!(ev[1], ClientEvent::Data(Bytes::from_static(b"gz!")));
+            assert_eq!(ev[2], ClientEvent::End(None));
+        }
+        for (te, error) in [
+            ("compress, chunked", "unsupported transfer coding"),
+            ("deflate", "unsupported transfer coding"),
+            ("gzip;q=1, chunked", "unsupported transfer coding"),
+            (
+                "br\r\nTransfer-Encoding: chunked",
+                "unsupported transfer coding",
+            ),
+            (
+                "gzip, gzip, gzip, gzip, gzip, chunked",
+                "too many transfer codings",
+            ),
+        ] {
+            let (mut c, _) = get(true);
+            let input = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n");
+            let ev = events(&mut c, input.as_bytes(), false);
+            assert_eq!(
+                ev.last(),
+                Some(&ClientEvent::Error(ResponseError::BadFraming(error))),
+                "{te}"
+            );
+        }
+        // A body-less response is not decoded, so its codings do not matter.
+        let (mut c, _) = get(true);
+        let ev = events(
+            &mut c,
+            b"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: compress, chunked\r\n\r\n",
+            false,
+        );
+        assert_eq!(ev[1], ClientEvent::End(None));
+    }
+
+    #[test]
+    fn non_ascii_request_targets_are_refused() {
+        let mut c = ClientConn::new(ClientConnConfig::default());
+        let h = HeaderMap::new();
+        let line = RequestLine {
+            method: &Method::GET,
+            target: "/café",
+            host: "h",
+            headers: &h,
+            body: RequestBody::Empty,
+            keep_alive: true,
+        };
+        let mut out = Vec::new();
+        assert_eq!(
+            c.send_request(&line, &mut out),
+            Err(RequestSendError::BadTarget)
+        );
+        assert!(out.is_empty());
+        let line = RequestLine {
+            target: "/caf%C3%A9",
+            ..line
+        };
+        c.send_request(&line, &mut out).unwrap();
+        assert!(out.starts_with(b"GET /caf%C3%A9 HTTP/1.1\r\n"));
     }
 
     #[test]

@@ -14,14 +14,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use http::header::{HeaderName, ACCEPT_ENCODING, CONTENT_ENCODING, LOCATION, USER_AGENT};
+use http::header::{
+    HeaderName, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, COOKIE, HOST, LOCATION,
+    PROXY_AUTHORIZATION, USER_AGENT,
+};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use super::conn::{
-    ClientConn, ClientConnConfig, ClientEvent, RequestBody, RequestLine, RequestSendError,
-    ResponseError, ResponseHead,
+    gzip_transfer_codings, is_gzip_coding, ClientConn, ClientConnConfig, ClientEvent, RequestBody,
+    RequestLine, RequestSendError, ResponseError, ResponseHead,
 };
-use super::url::{join_location, parse_url, Target};
+use super::url::{join_location_bytes, parse_url, Target};
 use crate::error::{CloseReason, StreamError};
 use crate::http::sink::OutQueue;
 use crate::io_loop::{IoLoop, StreamHandler, StreamId, TimeoutHandle};
@@ -55,13 +58,15 @@ pub struct HttpRequest {
     pub connect_timeout: Option<Duration>,
     /// Longest wait for the whole response of one hop, connect included (default 20 s).
     pub request_timeout: Option<Duration>,
-    /// Follow 301/302/303/307/308 responses that carry a Location (default true).
+    /// Follow 301/302/303/307/308 responses that carry a Location (default true). A hop to
+    /// another host or port drops Authorization, Proxy-Authorization, Cookie and Host.
     pub follow_redirects: bool,
     /// Most redirects followed before failing with [`HttpError::TooManyRedirects`] (default 5).
     pub max_redirects: u32,
     /// Largest body accepted, before and after decompression (default 100 MiB).
     pub max_body_size: u64,
-    /// Send `Accept-Encoding: gzip` and decompress gzip bodies (default true).
+    /// Send `Accept-Encoding: gzip` and decompress gzip (or `x-gzip`) bodies (default true).
+    /// A gzip *transfer* coding is always removed, whatever this says.
     pub decompress_response: bool,
     /// Turn non-2xx final responses into [`HttpError::Status`] (default true, as Tornado's
     /// `raise_error`); false delivers every response as `Ok`.
@@ -362,9 +367,9 @@ struct Fetch {
     head: Option<ResponseHead>,
     body: BytesMut,
     body_len: u64,
-    /// The body is gzip and is decoded (the decoder starts at the first byte).
-    gzip: bool,
-    gunzip: Option<flate2::write::GzDecoder<Vec<u8>>>,
+    /// The gzip layers to remove from the body, outermost first (gzip transfer codings,
+    /// then a gzip content coding); each decoder starts at its first byte.
+    gunzip: Vec<Option<flate2::write::GzDecoder<Vec<u8>>>>,
     redirect_to: Option<String>,
     redirects: u32,
     started: Instant,
@@ -461,8 +466,7 @@ impl HttpClient {
             head: None,
             body: BytesMut::new(),
             body_len: 0,
-            gzip: false,
-            gunzip: None,
+            gunzip: Vec::new(),
             redirect_to: None,
             redirects: 0,
             started: io.now(),
@@ -772,8 +776,7 @@ fn send_on(
             f.head = None;
             f.body.clear();
             f.body_len = 0;
-            f.gzip = false;
-            f.gunzip = None;
+            f.gunzip.clear();
             f.redirect_to = None;
             let stream = c.stream;
             while let Some(bytes) = c.out.pop_front() {
@@ -1016,25 +1019,36 @@ fn on_head(
 ) {
     let mut f = fetch_rc.borrow_mut();
     let mut head = head;
-    let redirect = f.req.follow_redirects
-        && matches!(head.status.as_u16(), 301 | 302 | 303 | 307 | 308)
-        && head.headers.contains_key(LOCATION);
-    if redirect {
-        let location = head.headers[LOCATION].to_str().unwrap_or("").to_owned();
+    // An empty Location names no other resource: the response is final, as with curl.
+    let redirect_to = head
+        .headers
+        .get(LOCATION)
+        .map(|v| v.as_bytes().trim_ascii())
+        .filter(|l| !l.is_empty())
+        .filter(|_| {
+            f.req.follow_redirects && matches!(head.status.as_u16(), 301 | 302 | 303 | 307 | 308)
+        });
+    let redirect = redirect_to.is_some();
+    if let Some(location) = redirect_to {
+        // The raw bytes: a non-ASCII Location is percent-encoded, never dropped.
         let base = f.target.as_ref().expect("hop has a target");
-        f.redirect_to = Some(join_location(base, &location));
-    } else if f.req.decompress_response
-        && head
-            .headers
-            .get(CONTENT_ENCODING)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"gzip"))
-        && f.req.method != Method::HEAD
-    {
-        if let Some(v) = head.headers.remove(CONTENT_ENCODING) {
-            head.headers
-                .insert(HeaderName::from_static("x-consumed-content-encoding"), v);
+        f.redirect_to = Some(join_location_bytes(base, location));
+    } else if f.req.method != Method::HEAD {
+        // Transfer codings are removed first (RFC 9112 §7), then the content coding.
+        let mut layers = gzip_transfer_codings(&head.headers);
+        if f.req.decompress_response
+            && head
+                .headers
+                .get(CONTENT_ENCODING)
+                .is_some_and(|v| is_gzip_coding(v.as_bytes()))
+        {
+            if let Some(v) = head.headers.remove(CONTENT_ENCODING) {
+                head.headers
+                    .insert(HeaderName::from_static("x-consumed-content-encoding"), v);
+            }
+            layers += 1;
         }
-        f.gzip = true;
+        f.gunzip = (0..layers).map(|_| None).collect();
     }
     let notify = match f.req.on_head.take() {
         Some(cb) if !redirect => Some((cb, head.clone())),
@@ -1066,29 +1080,41 @@ fn on_data(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, 
         if f.done || f.redirect_to.is_some() {
             return;
         }
-        if !f.gzip {
-            drop(f);
-            return deliver(io, shared, fetch_rc, data);
-        }
+    }
+    gunzip_and_deliver(io, shared, fetch_rc, 0, data);
+}
+
+/// Feeds `data` to gzip layer `layer` (0: outermost) and its output on to the next layer;
+/// past the last layer, delivers it.
+fn gunzip_and_deliver(
+    io: &mut IoLoop,
+    shared: &Rc<Shared>,
+    fetch_rc: &Rc<RefCell<Fetch>>,
+    layer: usize,
+    data: Bytes,
+) {
+    if layer >= fetch_rc.borrow().gunzip.len() {
+        return deliver(io, shared, fetch_rc, data);
     }
     // Decode in small steps so a gzip bomb is caught by `max_body_size` after at most
-    // about a thousand times the step, not after inflating a whole network read.
+    // about a thousand times the step (per layer), not after inflating a whole network read.
     for step in data.chunks(GUNZIP_STEP) {
         let piece = {
             let mut f = fetch_rc.borrow_mut();
             if f.done {
                 return;
             }
-            let gz = f
-                .gunzip
-                .get_or_insert_with(|| flate2::write::GzDecoder::new(Vec::new()));
+            let gz =
+                f.gunzip[layer].get_or_insert_with(|| flate2::write::GzDecoder::new(Vec::new()));
             if gz.write_all(step).is_err() {
                 drop(f);
                 return finish(io, shared, fetch_rc, Err(HttpError::Decompress));
             }
             Bytes::from(std::mem::take(gz.get_mut()))
         };
-        deliver(io, shared, fetch_rc, piece);
+        if !piece.is_empty() {
+            gunzip_and_deliver(io, shared, fetch_rc, layer + 1, piece);
+        }
     }
 }
 
@@ -1163,19 +1189,21 @@ fn on_end(
     // The exchange is complete: detach, then pool or close the connection.
     fetch_rc.borrow_mut().conn = None;
     release(io, shared, conn_rc, clean);
-    let tail = {
-        let mut f = fetch_rc.borrow_mut();
-        match f.gunzip.take() {
-            Some(gz) => match gz.finish() {
-                Ok(rest) => Ok(Bytes::from(rest)),
-                Err(_) => Err(()),
-            },
-            None => Ok(Bytes::new()),
+    // Flush the gzip layers outermost first: each one's tail feeds the layers inside it.
+    let layers = fetch_rc.borrow().gunzip.len();
+    for layer in 0..layers {
+        let gz = {
+            let mut f = fetch_rc.borrow_mut();
+            if f.done {
+                return;
+            }
+            f.gunzip[layer].take()
+        };
+        let Some(gz) = gz else { continue };
+        match gz.finish() {
+            Ok(rest) => gunzip_and_deliver(io, shared, fetch_rc, layer + 1, Bytes::from(rest)),
+            Err(_) => return finish(io, shared, fetch_rc, Err(HttpError::Decompress)),
         }
-    };
-    match tail {
-        Ok(rest) => deliver(io, shared, fetch_rc, rest),
-        Err(()) => return finish(io, shared, fetch_rc, Err(HttpError::Decompress)),
     }
     if fetch_rc.borrow().done {
         return;
@@ -1274,11 +1302,17 @@ fn follow(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, u
                 f.req.headers.remove(name);
             }
         }
-        let old_authority = f.target.as_ref().map(|t| t.authority.clone());
-        if parse_url(&url).ok().map(|t| t.authority) != old_authority {
-            // Credentials and an explicit Host belong to the original server only.
-            f.req.headers.remove(http::header::HOST);
-            f.req.headers.remove(http::header::AUTHORIZATION);
+        let same_origin = match (f.target.as_ref(), parse_url(&url)) {
+            // Only http:// is fetched, so the origin is the host and the port.
+            (Some(old), Ok(new)) => old.host == new.host && old.port == new.port,
+            _ => false,
+        };
+        if !same_origin {
+            // Credentials, cookies and an explicit Host belong to the original origin only
+            // (RFC 9110 §15.4; curl drops the same fields).
+            for name in [HOST, AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE] {
+                f.req.headers.remove(name);
+            }
         }
         f.req.url = url;
         f.redirects += 1;

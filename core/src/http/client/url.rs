@@ -53,11 +53,18 @@ pub fn parse_url(url: &str) -> Result<Target, &'static str> {
         .trim_end_matches(']')
         .to_ascii_lowercase();
     let literal_addr = literal_addr(&host, port);
+    // RFC 9112 §3.2: the request-target is ASCII; `http::Uri` lets non-ASCII bytes through
+    // in the path and query, so they are percent-encoded here (as curl does).
     let path_and_query = match uri.path_and_query() {
         Some(pq) if !pq.as_str().is_empty() && pq.as_str().starts_with('/') => {
-            pq.as_str().to_owned()
+            percent_encode(pq.as_str().as_bytes(), |b| !b.is_ascii())
         }
-        Some(pq) if !pq.as_str().is_empty() => format!("/{}", pq.as_str()),
+        Some(pq) if !pq.as_str().is_empty() => {
+            format!(
+                "/{}",
+                percent_encode(pq.as_str().as_bytes(), |b| !b.is_ascii())
+            )
+        }
         _ => "/".to_owned(),
     };
     Ok(Target {
@@ -89,10 +96,48 @@ impl Target {
     }
 }
 
+/// Percent-encodes (`%XX`, upper-case hex) the bytes for which `encode` is true; the rest,
+/// existing `%XX` escapes included, are kept.
+fn percent_encode(bytes: &[u8], encode: impl Fn(u8) -> bool) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if encode(b) {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push(char::from(b));
+        }
+    }
+    out
+}
+
+/// True for bytes that may not appear in a URI reference (RFC 3986 §2): controls, space,
+/// `"` `<` `>` `\` `^` `` ` `` `{` `|` `}`, DEL and every non-ASCII byte. `%` (escapes), `#`
+/// and `[` `]` (IPv6 hosts) are allowed.
+fn not_uri_byte(b: u8) -> bool {
+    b <= b' '
+        || b >= 0x7f
+        || matches!(
+            b,
+            b'"' | b'<' | b'>' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}'
+        )
+}
+
 /// Resolves a redirect's `Location` against the URL of the request that got it.
+///
+/// Bytes not allowed in a URI (non-ASCII, spaces, ...) are percent-encoded first, as curl
+/// does: `/café` becomes `/caf%C3%A9`.
 pub fn join_location(base: &Target, location: &str) -> String {
-    let location = location.trim();
-    let location = location.split('#').next().unwrap_or(location);
+    join_location_bytes(base, location.as_bytes())
+}
+
+/// [`join_location`] for a raw `Location` value, which may hold any byte a field value can
+/// (UTF-8, Latin-1, ...).
+pub(super) fn join_location_bytes(base: &Target, location: &[u8]) -> String {
+    let location = percent_encode(location.trim_ascii(), not_uri_byte);
+    let location = location.split('#').next().unwrap_or(&location);
     let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
     if lower.starts_with("http://") || lower.starts_with("https://") || has_scheme(location) {
         return location.to_owned();
@@ -217,5 +262,45 @@ mod tests {
         assert_eq!(join_location(&base, "//other/p"), "http://other/p");
         assert_eq!(join_location(&base, "http://o:2/p"), "http://o:2/p");
         assert_eq!(join_location(&base, "/../../x"), "http://h:1/x");
+    }
+
+    #[test]
+    fn non_ascii_paths_and_queries_are_percent_encoded() {
+        let t = parse_url("http://h/café/ü?q=é&k=%41#frag-é").unwrap();
+        assert_eq!(t.path_and_query, "/caf%C3%A9/%C3%BC?q=%C3%A9&k=%41");
+        assert_eq!(t.url(), "http://h/caf%C3%A9/%C3%BC?q=%C3%A9&k=%41");
+        // ASCII targets are kept as written, escapes and reserved characters included.
+        for pq in ["/a%20b?x=%41&y=/?:@!$'()*+,;=", "/a|b{c}", "/%zz"] {
+            let t = parse_url(&format!("http://h{pq}")).unwrap();
+            assert_eq!(t.path_and_query, pq);
+        }
+        assert!(
+            parse_url("http://café.example/").is_err(),
+            "IDNA is not done"
+        );
+    }
+
+    #[test]
+    fn locations_are_percent_encoded_before_joining() {
+        let base = parse_url("http://h:1/a/b?q=1").unwrap();
+        assert_eq!(join_location(&base, "/café"), "http://h:1/caf%C3%A9");
+        assert_eq!(
+            join_location_bytes(&base, b"/\xe9t\xe9"),
+            "http://h:1/%E9t%E9"
+        );
+        assert_eq!(
+            join_location(&base, "  c d?e f#g h "),
+            "http://h:1/a/c%20d?e%20f"
+        );
+        assert_eq!(
+            join_location(&base, "/x\"<>\\^`{|}\t%41"),
+            "http://h:1/x%22%3C%3E%5C%5E%60%7B%7C%7D%09%41"
+        );
+        assert_eq!(
+            join_location(&base, "http://o:2/ü?q=é"),
+            "http://o:2/%C3%BC?q=%C3%A9"
+        );
+        assert!(parse_url(&join_location(&base, "http://ö/")).is_err());
+        assert_eq!(join_location(&base, "?é"), "http://h:1/a/b?%C3%A9");
     }
 }
