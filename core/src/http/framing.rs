@@ -171,6 +171,9 @@ pub fn scan_head_end(buf: &[u8], from: usize) -> Result<HeadScan, &'static str> 
 
 /// Builds a header map from httparse fields, validating names and values (httparse lets
 /// some bytes through, e.g. obs-text; `http` rejects NUL and other controls).
+///
+/// A value holding an obs-fold (only a response parser lets one through; RFC 9112 §5.2 has a
+/// user agent replace it with SP) is unfolded first.
 pub fn fields_to_map(
     fields: &[httparse::Header<'_>],
     map: &mut HeaderMap,
@@ -179,10 +182,41 @@ pub fn fields_to_map(
     for field in fields {
         let name =
             HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| "invalid field name")?;
-        let value = HeaderValue::from_bytes(field.value).map_err(|_| "invalid field value")?;
+        let value = if field.value.contains(&b'\r') {
+            HeaderValue::from_bytes(&unfold(field.value))
+        } else {
+            HeaderValue::from_bytes(field.value)
+        }
+        .map_err(|_| "invalid field value")?;
         map.append(name, value);
     }
     Ok(())
+}
+
+/// Replaces every obs-fold (`OWS CRLF 1*(SP / HTAB)`, RFC 9112 §5.2) in a field value with
+/// a single SP. Any other CR or LF is kept, so that the value is then rejected.
+fn unfold(value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        let fold = value[i] == b'\r'
+            && value.get(i + 1) == Some(&b'\n')
+            && matches!(value.get(i + 2), Some(b' ' | b'\t'));
+        if !fold {
+            out.push(value[i]);
+            i += 1;
+            continue;
+        }
+        while matches!(out.last(), Some(b' ' | b'\t')) {
+            out.pop();
+        }
+        out.push(b' ');
+        i += 2;
+        while matches!(value.get(i), Some(b' ' | b'\t')) {
+            i += 1;
+        }
+    }
+    out
 }
 
 /// What one [`ChunkedDecoder::decode`] call produced.

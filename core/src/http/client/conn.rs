@@ -25,12 +25,12 @@
 
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Version};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use super::super::error::RequestError;
 use super::super::framing::{
-    encode_chunk, encode_last_chunk, list_contains, parse_content_length, put_decimal,
-    scan_head_end, trim_ows, ChunkedDecoder, Decoded, HeadScan,
+    encode_chunk, encode_last_chunk, fields_to_map, list_contains, parse_content_length,
+    put_decimal, scan_head_end, trim_ows, ChunkedDecoder, Decoded, HeadScan,
 };
 use super::super::head::MAX_HEADERS;
 use super::super::sink::ResponseSink;
@@ -721,60 +721,13 @@ fn parse_response_head(bytes: &[u8]) -> Result<ResponseHead, ResponseError> {
         .map_err(|_| ResponseError::BadSyntax("status code out of range"))?;
     let reason = resp.reason.unwrap_or("").to_owned();
     let mut headers = HeaderMap::new();
-    response_fields_to_map(resp.headers, &mut headers).map_err(ResponseError::BadSyntax)?;
+    fields_to_map(resp.headers, &mut headers).map_err(ResponseError::BadSyntax)?;
     Ok(ResponseHead {
         status,
         reason,
         version,
         headers,
     })
-}
-
-/// Builds the header map of a response head, replacing each obs-fold with one SP first
-/// (RFC 9112 §5.2); names and values are validated as for any other field.
-fn response_fields_to_map(
-    fields: &[httparse::Header<'_>],
-    map: &mut HeaderMap,
-) -> Result<(), &'static str> {
-    map.reserve(fields.len());
-    for field in fields {
-        let name =
-            HeaderName::from_bytes(field.name.as_bytes()).map_err(|_| "invalid field name")?;
-        let value = if field.value.contains(&b'\r') {
-            HeaderValue::from_bytes(&unfold(field.value))
-        } else {
-            HeaderValue::from_bytes(field.value)
-        }
-        .map_err(|_| "invalid field value")?;
-        map.append(name, value);
-    }
-    Ok(())
-}
-
-/// Replaces every obs-fold (`OWS CRLF 1*(SP / HTAB)`, RFC 9112 §5.2) in a field value with
-/// a single SP. Any other CR or LF is kept, so that the value is then rejected.
-fn unfold(value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(value.len());
-    let mut i = 0;
-    while i < value.len() {
-        let fold = value[i] == b'\r'
-            && value.get(i + 1) == Some(&b'\n')
-            && matches!(value.get(i + 2), Some(b' ' | b'\t'));
-        if !fold {
-            out.push(value[i]);
-            i += 1;
-            continue;
-        }
-        while matches!(out.last(), Some(b' ' | b'\t')) {
-            out.pop();
-        }
-        out.push(b' ');
-        i += 2;
-        while matches!(value.get(i), Some(b' ' | b'\t')) {
-            i += 1;
-        }
-    }
-    out
 }
 
 /// httparse reports "bad version" both for `HTTP/2` and for garbage.
