@@ -277,11 +277,10 @@ fn is_valid_host(value: &[u8]) -> bool {
         }
         &literal[close + 1..]
     } else {
-        let colon = memchr::memchr(b':', value).unwrap_or(value.len());
-        if !is_reg_name(&value[..colon]) {
+        let Some(len) = reg_name_len(value) else {
             return false;
-        }
-        &value[colon..]
+        };
+        &value[len..]
     };
     match rest {
         [] => true,
@@ -290,29 +289,57 @@ fn is_valid_host(value: &[u8]) -> bool {
     }
 }
 
-/// RFC 3986 `reg-name`: unreserved, sub-delims and `%XX` escapes (IPv4 addresses fit too).
-fn is_reg_name(name: &[u8]) -> bool {
+/// Length of the RFC 3986 `reg-name` that starts `s` (unreserved, sub-delims and `%XX`
+/// escapes; IPv4 addresses fit too); `None` for a broken escape.
+fn reg_name_len(s: &[u8]) -> Option<usize> {
     let mut i = 0;
-    while i < name.len() {
-        match name[i] {
-            b'%' => {
-                let escape = name.get(i + 1..i + 3);
-                if !escape.is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit)) {
-                    return false;
-                }
-                i += 3;
-                continue;
-            }
-            b if is_unreserved_or_sub_delim(b) => {}
-            _ => return false,
+    loop {
+        let run = s[i..].iter().position(|&b| !is_unreserved_or_sub_delim(b));
+        i += run.unwrap_or(s.len() - i);
+        if s.get(i) != Some(&b'%') {
+            return Some(i);
         }
-        i += 1;
+        if !s
+            .get(i + 1..i + 3)
+            .is_some_and(|e| e.iter().all(u8::is_ascii_hexdigit))
+        {
+            return None;
+        }
+        i += 3;
     }
-    true
 }
 
+/// RFC 3986 unreserved and sub-delims bytes (a table: this runs on every request's Host).
+static UNRESERVED_OR_SUB_DELIM: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    table
+};
+
 fn is_unreserved_or_sub_delim(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+    UNRESERVED_OR_SUB_DELIM[usize::from(b)]
 }
 
 /// The inside of `[...]`: an IPv6 address, or `v` HEXDIG+ `.` (unreserved / sub-delims / `:`)+.
