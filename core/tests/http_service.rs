@@ -211,6 +211,15 @@ fn slowloris_header_timeout_closes_a_half_sent_head() {
 }
 
 #[test]
+fn a_trickled_head_is_cut_off_after_a_minute_by_default() {
+    let (mut io, mut net, _server, id) = serve(HttpConfig::default());
+    net.peer_send(id, b"GET / HTTP/1.1\r\nHo");
+    assert!(net.run_until_idle(&mut io, true, 1000));
+    assert!(net.conn(id).closed.is_some());
+    assert_eq!(io.now().as_nanos(), 60_000_000_000);
+}
+
+#[test]
 fn head_gets_headers_without_body_and_streaming_is_chunked() {
     let (mut io, mut net, _server, id) = serve(HttpConfig::default());
     net.peer_send(

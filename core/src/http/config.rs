@@ -12,7 +12,9 @@ pub struct HttpConfig {
     pub max_body_size: u64,
     /// How long a keep-alive connection may wait for the first byte of its next request.
     pub idle_connection_timeout: Duration,
-    /// How long a request head may take once its first byte arrived (`None`: use the idle timeout).
+    /// How long a request head may take once its first byte arrived (`None`: use the idle
+    /// timeout). Defaults to 60 s (as nginx's `client_header_timeout`), so a client that
+    /// trickles a head (slowloris) cannot hold a connection for the idle timeout's hour.
     pub header_timeout: Option<Duration>,
     /// How long a request body may take once the head was parsed (`None`: no limit).
     pub body_timeout: Option<Duration>,
@@ -38,7 +40,7 @@ impl Default for HttpConfig {
             max_header_size: 64 * 1024,
             max_body_size: 100 * 1024 * 1024,
             idle_connection_timeout: Duration::from_secs(3600),
-            header_timeout: None,
+            header_timeout: Some(Duration::from_secs(60)),
             body_timeout: None,
             no_keep_alive: false,
             xheaders: false,
