@@ -661,10 +661,7 @@ mod tests {
             b";!#$%&'*+-.^_`|~09azAZ",
             b";a=\"\xe9\"",
         ] {
-            let mut body = b"1".to_vec();
-            body.extend_from_slice(ext);
-            body.extend_from_slice(b"\r\nz\r\n0\r\n\r\n");
-            let r = decode_all(&body);
+            let r = decode_all(&one_byte_chunk_with(ext));
             assert!(r.is_ok(), "{:?} -> {r:?}", String::from_utf8_lossy(ext));
         }
         for ext in [
@@ -685,16 +682,25 @@ mod tests {
             b";a=\"\\\x01\"",
             b";\xff",
         ] {
-            let mut body = b"1".to_vec();
-            body.extend_from_slice(ext);
-            body.extend_from_slice(b"\r\nz\r\n0\r\n\r\n");
-            let r = decode_all(&body);
-            assert!(
-                matches!(r, Err(RequestError::BadChunk(_))),
-                "{:?} -> {r:?}",
-                String::from_utf8_lossy(ext)
-            );
+            assert_bad_chunk(&one_byte_chunk_with(ext));
         }
+    }
+
+    /// A chunked body of one 1-byte chunk whose size line carries `ext`.
+    fn one_byte_chunk_with(ext: &[u8]) -> Vec<u8> {
+        let mut body = b"1".to_vec();
+        body.extend_from_slice(ext);
+        body.extend_from_slice(b"\r\nz\r\n0\r\n\r\n");
+        body
+    }
+
+    fn assert_bad_chunk(input: &[u8]) {
+        let r = decode_all(input);
+        assert!(
+            matches!(r, Err(RequestError::BadChunk(_))),
+            "{:?} -> {r:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 
     #[test]
@@ -713,12 +719,7 @@ mod tests {
             b"5\rhello",
             b" 5\r\nhello\r\n0\r\n\r\n",
         ] {
-            let r = decode_all(bad);
-            assert!(
-                matches!(r, Err(RequestError::BadChunk(_))),
-                "{:?} -> {r:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert_bad_chunk(bad);
         }
     }
 
