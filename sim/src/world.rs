@@ -1654,14 +1654,15 @@ impl Net {
         }
     }
 
-    fn write(&mut self, id: u32, stream: StreamId, io: &mut IoLoop) {
-        let window = self.window(id);
-        if window == 0 {
-            return;
-        }
+    /// Moves queued bytes toward the peer; true when the stream has nothing left to write.
+    fn write(&mut self, id: u32, stream: StreamId, io: &mut IoLoop) -> bool {
         let queued = io.stream(stream).map_or(0, |s| s.write_queued());
         if queued == 0 {
-            return;
+            return true;
+        }
+        let window = self.window(id);
+        if window == 0 {
+            return false;
         }
         let mut limit = window.min(queued);
         if limit > 1 && self.chance(self.faults.p_short_write) {
@@ -1679,7 +1680,7 @@ impl Net {
             }
         }
         if n == 0 {
-            return;
+            return false;
         }
         io.handle_written(stream, n);
         self.stats.bytes_written += n as u64;
@@ -1704,9 +1705,11 @@ impl Net {
             self.inject_reset(id);
         }
         // More queued and room left: stay ready (level-triggered, like epoll).
-        if io.stream(stream).is_some_and(|s| s.write_queued() > 0) {
+        let drained = io.stream(stream).map_or(true, |s| s.write_queued() == 0);
+        if !drained {
             self.poke(id);
         }
+        drained
     }
 
     /// Schedules the arrival of `len` written bytes at end `to`; under a bandwidth limit, in
@@ -1796,10 +1799,9 @@ impl Net {
                                 && e.pending_error.is_none()
                                 && !e.queued
                             {
-                                self.write(id, stream, io);
                                 // Drained: the loop's next `Interest` says so too, but until
                                 // then the stale flag would queue a pass that does nothing.
-                                if io.stream(stream).is_some_and(|s| s.write_queued() == 0) {
+                                if self.write(id, stream, io) {
                                     self.ends[id as usize].interest.writable = false;
                                 }
                             }
