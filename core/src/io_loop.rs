@@ -1171,14 +1171,20 @@ impl IoLoop {
     }
 
     /// The loop woke up because a [`Remote`] queued work; moves that work into the queue.
+    #[inline]
     pub fn handle_woken(&mut self) {
         // A plain load first: the swap is a locked instruction, and nearly every round has
         // nothing from other threads.
-        if !self.remote.pending.load(Ordering::Acquire)
-            || !self.remote.pending.swap(false, Ordering::AcqRel)
+        if self.remote.pending.load(Ordering::Acquire)
+            && self.remote.pending.swap(false, Ordering::AcqRel)
         {
-            return;
+            self.take_remote_callbacks();
         }
+    }
+
+    /// Moves callbacks added through a [`Remote`] into the queue.
+    #[inline(never)]
+    fn take_remote_callbacks(&mut self) {
         let drained =
             std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
         for (callback, location, span) in drained {
@@ -1199,29 +1205,10 @@ impl IoLoop {
         self.now = self.now.max(now);
         self.handle_woken();
         if !self.local.queue.borrow().is_empty() {
-            let local = std::mem::take(&mut *self.local.queue.borrow_mut());
-            for (callback, origin) in local {
-                self.push_task(origin, TaskKind::Call(callback));
-            }
+            self.take_local_callbacks();
         }
         while let Some((_, action)) = self.timers.pop_expired(self.now) {
-            match action {
-                TimerAction::Call(callback, origin) => {
-                    self.push_task(origin, TaskKind::Call(callback));
-                }
-                TimerAction::ConnectTimeout(id) => {
-                    if let Some(e) = self.entry_mut(id) {
-                        e.connect_timer = None;
-                        self.close_stream(id, CloseReason::ConnectTimeout);
-                    }
-                }
-                TimerAction::Periodic(id) => {
-                    if let Some(p) = self.periodics.get(id.0) {
-                        let origin = p.origin.clone();
-                        self.push_task(origin, TaskKind::Periodic(id));
-                    }
-                }
-            }
+            self.fire_timer(action);
         }
         let round = self.callbacks.begin_round();
         for _ in 0..round {
@@ -1229,6 +1216,37 @@ impl IoLoop {
                 break;
             };
             self.run_task(task);
+        }
+    }
+
+    /// Moves callbacks added through a [`LocalHandle`] into the queue.
+    #[inline(never)]
+    fn take_local_callbacks(&mut self) {
+        let local = std::mem::take(&mut *self.local.queue.borrow_mut());
+        for (callback, origin) in local {
+            self.push_task(origin, TaskKind::Call(callback));
+        }
+    }
+
+    /// Queues (or performs) what an expired timer does.
+    #[inline(never)]
+    fn fire_timer(&mut self, action: TimerAction) {
+        match action {
+            TimerAction::Call(callback, origin) => {
+                self.push_task(origin, TaskKind::Call(callback));
+            }
+            TimerAction::ConnectTimeout(id) => {
+                if let Some(e) = self.entry_mut(id) {
+                    e.connect_timer = None;
+                    self.close_stream(id, CloseReason::ConnectTimeout);
+                }
+            }
+            TimerAction::Periodic(id) => {
+                if let Some(p) = self.periodics.get(id.0) {
+                    let origin = p.origin.clone();
+                    self.push_task(origin, TaskKind::Periodic(id));
+                }
+            }
         }
     }
 
@@ -1331,21 +1349,31 @@ impl IoLoop {
             return;
         };
         if let Err(e) = entry.stream.check_buffer_limit() {
-            let on_read = entry.on_read.take();
-            entry.stream.take_pending();
-            if let Some((callback, origin)) = on_read {
-                tracing::warn!(stream = ?id, error = %e, "closing stream");
-                let kind = TaskKind::Read {
-                    stream: id,
-                    result: Err(e),
-                    callback,
-                };
-                self.push_task(origin, kind);
-            }
-            self.close_stream(id, CloseReason::BufferFull);
+            self.buffer_overflowed(id, e);
             return;
         }
         self.queue_interest(id);
+    }
+
+    /// The read buffer outgrew `max_buffer_size`: the pending read fails and the stream closes.
+    #[cold]
+    #[inline(never)]
+    fn buffer_overflowed(&mut self, id: StreamId, e: StreamError) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        let on_read = entry.on_read.take();
+        entry.stream.take_pending();
+        if let Some((callback, origin)) = on_read {
+            tracing::warn!(stream = ?id, error = %e, "closing stream");
+            let kind = TaskKind::Read {
+                stream: id,
+                result: Err(e),
+                callback,
+            };
+            self.push_task(origin, kind);
+        }
+        self.close_stream(id, CloseReason::BufferFull);
     }
 
     /// Satisfies the pending read from the buffer if it can, queuing the completion.
@@ -1359,6 +1387,27 @@ impl IoLoop {
         let Some(outcome) = entry.stream.poll_read() else {
             return;
         };
+        if let ReadOutcome::Done(data) = outcome {
+            entry.on_chunk = None;
+            let (callback, origin) = entry.on_read.take().expect("pending read");
+            let kind = TaskKind::Read {
+                stream: id,
+                result: Ok(data),
+                callback,
+            };
+            self.push_task(origin, kind);
+            self.pool_idle_buffer(id);
+        } else {
+            self.deliver_chunk_or_failure(id, outcome);
+        }
+    }
+
+    /// The less common read outcomes: a streaming chunk, or a failed read.
+    #[inline(never)]
+    fn deliver_chunk_or_failure(&mut self, id: StreamId, outcome: ReadOutcome) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
         let (origin, kind, closed_by_read) = match outcome {
             ReadOutcome::Chunk(data) => {
                 let (callback, origin) = entry.on_chunk.clone().expect("streaming read");
@@ -1369,16 +1418,7 @@ impl IoLoop {
                 };
                 (origin, kind, None)
             }
-            ReadOutcome::Done(data) => {
-                entry.on_chunk = None;
-                let (callback, origin) = entry.on_read.take().expect("pending read");
-                let kind = TaskKind::Read {
-                    stream: id,
-                    result: Ok(data),
-                    callback,
-                };
-                (origin, kind, None)
-            }
+            ReadOutcome::Done(_) => unreachable!("delivered by poll_stream_read"),
             ReadOutcome::Failed(e) => {
                 entry.on_chunk = None;
                 let (callback, origin) = entry.on_read.take().expect("pending read");
@@ -1488,23 +1528,46 @@ impl IoLoop {
         let result = catch_unwind(AssertUnwindSafe(|| self.dispatch(kind)));
         self.stats.callbacks_run += 1;
         if let Err(panic) = result {
-            self.stats.callback_panics += 1;
-            let message = panic_message(&*panic);
-            tracing::error!(origin = %origin.location, panic = %message, "callback panicked; loop continues");
-            if let (Some(id), true) = (stream, handler_task) {
-                self.close_stream(id, CloseReason::Io(io::ErrorKind::Other));
-            }
+            self.callback_panicked(&origin, &*panic, stream.filter(|_| handler_task));
         }
-        if let (Some(start), Some(slow)) = (started, self.slow.as_ref()) {
-            let took = (slow.clock)() - start;
-            if took > slow.threshold {
-                self.stats.slow_callbacks += 1;
-                tracing::warn!(origin = %origin.location, took_ms = took.as_millis() as u64, "slow callback blocked the loop");
-            }
+        if let Some(start) = started {
+            self.check_slow(&origin, start);
         }
         if let Some(id) = stream {
             self.maybe_close_after_eof(id);
             self.maybe_free(id);
+        }
+    }
+
+    /// A callback panicked: counted and logged; a panicking handler's stream is closed.
+    #[cold]
+    #[inline(never)]
+    fn callback_panicked(
+        &mut self,
+        origin: &Origin,
+        panic: &(dyn std::any::Any + Send),
+        handler_stream: Option<StreamId>,
+    ) {
+        self.stats.callback_panics += 1;
+        let message = panic_message(panic);
+        tracing::error!(origin = %origin.location, panic = %message, "callback panicked; loop continues");
+        if let Some(id) = handler_stream {
+            self.close_stream(id, CloseReason::Io(io::ErrorKind::Other));
+        }
+    }
+
+    /// With the slow-callback warning on: warns if the callback that started at `start` ran
+    /// longer than the threshold.
+    #[cold]
+    #[inline(never)]
+    fn check_slow(&mut self, origin: &Origin, start: Instant) {
+        let Some(slow) = self.slow.as_ref() else {
+            return;
+        };
+        let took = (slow.clock)() - start;
+        if took > slow.threshold {
+            self.stats.slow_callbacks += 1;
+            tracing::warn!(origin = %origin.location, took_ms = took.as_millis() as u64, "slow callback blocked the loop");
         }
     }
 

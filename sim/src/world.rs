@@ -842,7 +842,18 @@ impl Sim {
         Ok(())
     }
 
+    #[inline]
     fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Plan { .. } | Event::FaultTick | Event::Restart { .. } => self.apply_world(ev),
+            other => self.net.apply(other),
+        }
+    }
+
+    /// Events that act on loops as well as the network (plan steps, random faults, restarts).
+    #[cold]
+    #[inline(never)]
+    fn apply_world(&mut self, ev: Event) {
         match ev {
             Event::Plan { idx } => {
                 let op = self.net.plan[idx as usize].clone();
@@ -1237,6 +1248,8 @@ impl Net {
 
     /// Holds a packet whose link is cut (as if retransmitted); after `tcp_give_up` of
     /// holding, the connection fails with a timeout, as TCP's retransmission limit makes it.
+    #[cold]
+    #[inline(never)]
     fn hold(&mut self, ev: Event) {
         let end = packet_end(&ev).expect("only packets are held");
         self.stalled.push((ev, self.now));
@@ -1282,6 +1295,8 @@ impl Net {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn inject_reset(&mut self, id: u32) {
         let e = &self.ends[id as usize];
         let (h, lp, stream) = (e.host, e.lp, e.stream);
@@ -1309,6 +1324,8 @@ impl Net {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn send_rst(&mut self, to: u32) {
         let from = to ^ 1;
         if self.ends[from as usize].rst_sent {
@@ -1369,7 +1386,28 @@ impl Net {
 
     // ===== events =====
 
+    /// Applies one network event. Data arrival, nearly every event of a busy world, is kept
+    /// apart from the rest so the hot path stays small enough for the instruction cache.
+    #[inline]
     fn apply(&mut self, ev: Event) {
+        if let Event::Arrive { end, len } = ev {
+            let (from, to) = (
+                self.ends[(end ^ 1) as usize].host,
+                self.ends[end as usize].host,
+            );
+            if self.link_open(from, to) {
+                self.on_arrive(end, len as usize);
+            } else {
+                self.hold(ev);
+            }
+            return;
+        }
+        self.apply_control(ev);
+    }
+
+    /// Every event but data arrival: handshakes, FIN, RST, wake-ups, heals, give-ups.
+    #[inline(never)]
+    fn apply_control(&mut self, ev: Event) {
         if let Some((from, to)) = self.link(&ev) {
             if !self.link_open(from, to) {
                 self.hold(ev);
@@ -1435,12 +1473,11 @@ impl Net {
         }
     }
 
+    #[inline]
     fn on_arrive(&mut self, end: u32, len: usize) {
         let e = &mut self.ends[end as usize];
         if e.state == EndState::Dead {
-            let k = len.min(e.rx.len());
-            e.rx.drain(..k);
-            self.send_rst(end ^ 1);
+            self.arrive_at_dead_end(end, len);
             return;
         }
         e.arrived += len;
@@ -1449,12 +1486,28 @@ impl Net {
             return;
         }
         if self.chance(self.faults.p_coalesce) {
-            self.ends[end as usize].notify_pending = true;
-            let at = self.now + self.upto(self.faults.coalesce_delay_max);
-            self.push(at, Event::Notify { end });
+            self.delay_notify(end);
         } else {
             self.poke(end);
         }
+    }
+
+    /// Data for a socket that is gone: dropped, and the sender is reset.
+    #[cold]
+    #[inline(never)]
+    fn arrive_at_dead_end(&mut self, end: u32, len: usize) {
+        let e = &mut self.ends[end as usize];
+        let k = len.min(e.rx.len());
+        e.rx.drain(..k);
+        self.send_rst(end ^ 1);
+    }
+
+    /// Coalescing: the reader hears of this data (and whatever follows) only after a delay.
+    #[inline(never)]
+    fn delay_notify(&mut self, end: u32) {
+        self.ends[end as usize].notify_pending = true;
+        let at = self.now + self.upto(self.faults.coalesce_delay_max);
+        self.push(at, Event::Notify { end });
     }
 
     fn on_syn(&mut self, end: u32) {
@@ -1606,9 +1659,32 @@ impl Net {
     }
 
     /// Moves bytes for one ready end: connect result, reset, a write, a read or end of file.
+    #[inline]
     fn service(&mut self, id: u32, io: &mut IoLoop) {
-        let e = &mut self.ends[id as usize];
+        let e = &self.ends[id as usize];
         let Some(stream) = e.stream else { return };
+        if (e.pending_connect.is_some() || e.pending_error.is_some())
+            && !self.deliver_connect_or_error(id, stream, io)
+        {
+            return;
+        }
+        let e = &self.ends[id as usize];
+        if e.state != EndState::Open {
+            return;
+        }
+        if e.interest.writable {
+            self.write(id, stream, io);
+        }
+        let e = &self.ends[id as usize];
+        if e.interest.readable && !e.notify_pending && e.state == EndState::Open {
+            self.read(id, stream, io);
+        }
+    }
+
+    /// Delivers a connect result or an error; true if the end is open for I/O afterwards.
+    #[inline(never)]
+    fn deliver_connect_or_error(&mut self, id: u32, stream: StreamId, io: &mut IoLoop) -> bool {
+        let e = &mut self.ends[id as usize];
         let (h, lp) = (e.host, e.lp);
         if let Some(ok) = e.pending_connect.take() {
             if ok {
@@ -1620,7 +1696,7 @@ impl Net {
                 io.handle_connected(stream, Err(io::ErrorKind::ConnectionRefused));
                 self.stats.refused += 1;
                 self.record(h, lp, Some(stream), TraceKind::Refused, 0);
-                return;
+                return false;
             }
         }
         let e = &mut self.ends[id as usize];
@@ -1640,18 +1716,9 @@ impl Net {
                 TraceKind::Reset
             };
             self.record(h, lp, Some(stream), trace, 0);
-            return;
+            return false;
         }
-        if e.state != EndState::Open {
-            return;
-        }
-        if e.interest.writable {
-            self.write(id, stream, io);
-        }
-        let e = &self.ends[id as usize];
-        if e.interest.readable && !e.notify_pending && e.state == EndState::Open {
-            self.read(id, stream, io);
-        }
+        true
     }
 
     /// Moves queued bytes toward the peer; true when the stream has nothing left to write.
@@ -1686,20 +1753,10 @@ impl Net {
         self.stats.bytes_written += n as u64;
         let (h, lp) = (self.ends[id as usize].host, self.ends[id as usize].lp);
         self.record(h, lp, Some(stream), TraceKind::Write, n as u64);
-        let mut pieces = 1;
         if n > 1 && self.chance(self.faults.p_split) {
-            pieces = self.rng.gen_range(2..=n.min(4));
-        }
-        let mut left = n;
-        for i in 0..pieces {
-            let rest = pieces - 1 - i;
-            let seg = if rest == 0 {
-                left
-            } else {
-                self.rng.gen_range(1..=left - rest)
-            };
-            left -= seg;
-            self.send_segment(peer, seg);
+            self.send_split(peer, n);
+        } else {
+            self.send_segment(peer, n);
         }
         if self.chance(self.faults.p_reset) {
             self.inject_reset(id);
@@ -1714,15 +1771,47 @@ impl Net {
 
     /// Schedules the arrival of `len` written bytes at end `to`; under a bandwidth limit, in
     /// MSS-sized packets so a long write streams instead of arriving all at once.
+    #[inline]
     fn send_segment(&mut self, to: u32, len: usize) {
-        let mss = if self.faults.bandwidth_bytes_per_sec.is_some() {
-            MSS
-        } else {
-            usize::MAX
-        };
+        debug_assert!(len > 0, "segments carry data");
+        if self.faults.bandwidth_bytes_per_sec.is_some() {
+            self.send_packets(to, len);
+            return;
+        }
+        let at = self.arrival(to, len);
+        self.push(
+            at,
+            Event::Arrive {
+                end: to,
+                len: len as u32,
+            },
+        );
+    }
+
+    /// Splitting: one write leaves as 2 to 4 segments of random sizes, each with its own
+    /// arrival time (FIFO still holds, so they may also coalesce again at the reader).
+    #[inline(never)]
+    fn send_split(&mut self, to: u32, n: usize) {
+        let pieces = self.rng.gen_range(2..=n.min(4));
+        let mut left = n;
+        for i in 0..pieces {
+            let rest = pieces - 1 - i;
+            let seg = if rest == 0 {
+                left
+            } else {
+                self.rng.gen_range(1..=left - rest)
+            };
+            left -= seg;
+            self.send_segment(to, seg);
+        }
+    }
+
+    /// Under a bandwidth limit, a segment travels as MSS-sized packets.
+    #[inline(never)]
+    fn send_packets(&mut self, to: u32, len: usize) {
         let mut left = len;
         while left > 0 {
-            let seg = left.min(mss);
+            let seg = left.min(MSS);
             left -= seg;
             let at = self.arrival(to, seg);
             self.push(
@@ -1785,72 +1874,78 @@ impl Net {
 
     fn drain_actions(&mut self, h: u32, lp: u32, io: &mut IoLoop) {
         while let Some(action) = io.poll_io() {
-            match action {
-                IoAction::Interest { stream, interest } => {
-                    if let Some(id) = self.end_of(h, lp, stream) {
-                        let e = &mut self.ends[id as usize];
-                        if e.interest != interest {
-                            e.interest = interest;
-                            // Write at once, as a real driver's optimistic write does: the
-                            // window is known here, and going through the ready list would
-                            // cost the loop a second pass.
-                            if interest.writable
-                                && e.state == EndState::Open
-                                && e.pending_error.is_none()
-                                && !e.queued
-                            {
-                                // Drained: the loop's next `Interest` says so too, but until
-                                // then the stale flag would queue a pass that does nothing.
-                                if self.write(id, stream, io) {
-                                    self.ends[id as usize].interest.writable = false;
-                                }
-                            }
-                            self.poke(id);
-                        }
-                    }
-                }
-                IoAction::Listen {
-                    listener,
-                    addr,
-                    options,
-                } => self.listen(h, lp, io, listener, addr, options.reuse_port),
-                IoAction::CloseListener { listener } => {
-                    let m = &mut self.loops[h as usize][lp as usize];
-                    if let Some(pos) = m.listeners.iter().position(|l| l.0 == listener) {
-                        let (_, port) = m.listeners.swap_remove(pos);
-                        if let Some(list) = self.listeners.get_mut(&(h, port)) {
-                            list.retain(|l| !(l.lp == lp && l.id == listener));
-                            if list.is_empty() {
-                                self.listeners.remove(&(h, port));
+            if let IoAction::Interest { stream, interest } = action {
+                if let Some(id) = self.end_of(h, lp, stream) {
+                    let e = &mut self.ends[id as usize];
+                    if e.interest != interest {
+                        e.interest = interest;
+                        // Write at once, as a real driver's optimistic write does: the
+                        // window is known here, and going through the ready list would
+                        // cost the loop a second pass.
+                        if interest.writable
+                            && e.state == EndState::Open
+                            && e.pending_error.is_none()
+                            && !e.queued
+                        {
+                            // Drained: the loop's next `Interest` says so too, but until
+                            // then the stale flag would queue a pass that does nothing.
+                            if self.write(id, stream, io) {
+                                self.ends[id as usize].interest.writable = false;
                             }
                         }
-                        self.record(h, lp, None, TraceKind::CloseListener, u64::from(port));
+                        self.poke(id);
                     }
                 }
-                IoAction::Connect { stream, addr } => self.connect(h, lp, stream, addr),
-                IoAction::ShutdownWrite { stream } => {
-                    if let Some(id) = self.end_of(h, lp, stream) {
-                        if self.ends[id as usize].state == EndState::Open {
-                            self.send_fin(id);
+            } else {
+                self.socket_action(h, lp, io, action);
+            }
+        }
+    }
+
+    /// Every action but `Interest`: listen, connect, shutdown and close (rare next to I/O).
+    #[inline(never)]
+    fn socket_action(&mut self, h: u32, lp: u32, io: &mut IoLoop, action: IoAction) {
+        match action {
+            IoAction::Interest { .. } => unreachable!("handled by drain_actions"),
+            IoAction::Listen {
+                listener,
+                addr,
+                options,
+            } => self.listen(h, lp, io, listener, addr, options.reuse_port),
+            IoAction::CloseListener { listener } => {
+                let m = &mut self.loops[h as usize][lp as usize];
+                if let Some(pos) = m.listeners.iter().position(|l| l.0 == listener) {
+                    let (_, port) = m.listeners.swap_remove(pos);
+                    if let Some(list) = self.listeners.get_mut(&(h, port)) {
+                        list.retain(|l| !(l.lp == lp && l.id == listener));
+                        if list.is_empty() {
+                            self.listeners.remove(&(h, port));
                         }
-                        self.record(h, lp, Some(stream), TraceKind::ShutdownWrite, 0);
                     }
+                    self.record(h, lp, None, TraceKind::CloseListener, u64::from(port));
                 }
-                IoAction::Close { stream, reason } => {
-                    if let Some(id) = self.end_of(h, lp, stream) {
-                        self.unmap_stream(h, lp, stream);
-                        let reset = matches!(
-                            reason,
-                            CloseReason::Io(_)
-                                | CloseReason::BufferFull
-                                | CloseReason::Unsatisfiable
-                        );
-                        let dead = self.ends[id as usize].state == EndState::Dead;
-                        if !dead {
-                            self.kill_end(id, reset);
-                        }
-                        self.record(h, lp, Some(stream), TraceKind::Close, u64::from(reset));
+            }
+            IoAction::Connect { stream, addr } => self.connect(h, lp, stream, addr),
+            IoAction::ShutdownWrite { stream } => {
+                if let Some(id) = self.end_of(h, lp, stream) {
+                    if self.ends[id as usize].state == EndState::Open {
+                        self.send_fin(id);
                     }
+                    self.record(h, lp, Some(stream), TraceKind::ShutdownWrite, 0);
+                }
+            }
+            IoAction::Close { stream, reason } => {
+                if let Some(id) = self.end_of(h, lp, stream) {
+                    self.unmap_stream(h, lp, stream);
+                    let reset = matches!(
+                        reason,
+                        CloseReason::Io(_) | CloseReason::BufferFull | CloseReason::Unsatisfiable
+                    );
+                    let dead = self.ends[id as usize].state == EndState::Dead;
+                    if !dead {
+                        self.kill_end(id, reset);
+                    }
+                    self.record(h, lp, Some(stream), TraceKind::Close, u64::from(reset));
                 }
             }
         }
