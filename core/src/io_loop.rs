@@ -1082,6 +1082,7 @@ impl IoLoop {
     }
 
     /// Returns a stream's drained read buffer to the pool.
+    #[inline]
     fn pool_idle_buffer(&mut self, id: StreamId) {
         if let Some(buf) = self
             .streams
@@ -1284,6 +1285,7 @@ impl IoLoop {
         self.streams.get_mut(id.0)
     }
 
+    #[inline]
     fn push_task(&mut self, origin: Origin, kind: TaskKind) {
         if let Some(stream) = kind.stream() {
             if let Some(e) = self.streams.get_mut(stream.0) {
@@ -1293,6 +1295,7 @@ impl IoLoop {
         self.callbacks.push(Task { origin, kind });
     }
 
+    #[inline]
     fn queue_interest(&mut self, id: StreamId) {
         if let Some(e) = self.streams.get_mut(id.0) {
             if !e.interest_queued && !e.close_queued {
@@ -1332,6 +1335,7 @@ impl IoLoop {
         Ok(())
     }
 
+    #[inline]
     fn queue_readable(&mut self, id: StreamId) {
         if let Some(e) = self.streams.get_mut(id.0) {
             if e.handler.is_some() && !e.readable_queued && !e.close_queued {
@@ -1444,6 +1448,7 @@ impl IoLoop {
     }
 
     /// After the peer's end of file, closes the stream once nothing is left to read or write.
+    #[inline]
     fn maybe_close_after_eof(&mut self, id: StreamId) {
         let Some(entry) = self.entry(id) else {
             return;
@@ -1505,6 +1510,7 @@ impl IoLoop {
     }
 
     /// Frees a closed stream's slot once the driver dropped its socket and no task refers to it.
+    #[inline]
     fn maybe_free(&mut self, id: StreamId) {
         if self
             .entry(id)

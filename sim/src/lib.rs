@@ -80,6 +80,7 @@ pub mod error;
 pub mod pair;
 mod panics;
 pub mod plan;
+mod recv_buf;
 pub mod seeds;
 pub mod trace;
 pub mod world;

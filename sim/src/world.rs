@@ -20,6 +20,7 @@ use crate::config::FaultConfig;
 use crate::error::SimError;
 use crate::panics;
 use crate::plan::{FaultOp, FaultPlan};
+use crate::recv_buf::RecvBuf;
 use crate::trace::{Trace, TraceEvent, TraceHash, TraceKind};
 use eddy_core::{
     CloseReason, Duration, Instant, Interest, IoAction, IoLoop, ListenerId, LoopConfig, StreamId,
@@ -186,7 +187,7 @@ struct End {
     state: EndState,
     interest: Interest,
     /// Bytes the peer wrote to this end: the first `arrived` have arrived, the rest are in flight.
-    rx: VecDeque<u8>,
+    rx: RecvBuf,
     arrived: usize,
     cap: usize,
     fin_arrived: bool,
@@ -216,7 +217,7 @@ impl End {
             local,
             state: EndState::Connecting,
             interest: Interest::default(),
-            rx: VecDeque::new(),
+            rx: RecvBuf::default(),
             arrived: 0,
             cap,
             fin_arrived: false,
@@ -329,7 +330,6 @@ struct Net {
     trace: Option<Vec<TraceEvent>>,
     stats: SimStats,
     spare: Vec<u32>,
-    copy_buf: Vec<u8>,
     fail_on_panic: bool,
 }
 
@@ -393,7 +393,6 @@ impl Sim {
                 trace: None,
                 stats: SimStats::default(),
                 spare: Vec::new(),
-                copy_buf: Vec::new(),
                 fail_on_panic: true,
             },
             ios: Vec::new(),
@@ -974,9 +973,16 @@ impl Net {
     }
 
     /// A biased coin that consumes no randomness when `p` is zero (calm worlds stay cheap).
-    #[inline]
+    #[inline(always)]
     fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.rng.gen::<f64>() < p
+        p > 0.0 && self.toss(p)
+    }
+
+    /// The coin of [`Net::chance`] for a non-zero `p`, out of line so the many call sites on
+    /// the I/O path stay small.
+    #[inline(never)]
+    fn toss(&mut self, p: f64) -> bool {
+        self.rng.gen::<f64>() < p
     }
 
     fn upto(&mut self, max: Duration) -> Duration {
@@ -1130,10 +1136,10 @@ impl Net {
         readable || (e.interest.writable && self.window(id) > 0)
     }
 
-    /// Puts an end on its loop's ready list if it has something to do.
-    #[inline(always)]
     /// Drops an end's unread data and fails its stream with `kind` (an end with no stream yet
     /// just dies).
+    #[cold]
+    #[inline(never)]
     fn fail_end(&mut self, x: u32, kind: io::ErrorKind) {
         let e = &mut self.ends[x as usize];
         if e.state == EndState::Dead {
@@ -1149,6 +1155,7 @@ impl Net {
         }
     }
 
+    /// Puts an end on its loop's ready list if it has something to do.
     fn poke(&mut self, id: u32) {
         if !self.ends[id as usize].queued && self.wants_service(id) {
             self.enqueue(id);
@@ -1354,7 +1361,7 @@ impl Net {
         e.state = EndState::Dead;
         let unread = !e.rx.is_empty();
         // Free the buffer: dead ends stay in the table (ids are never reused) but hold no data.
-        e.rx = VecDeque::new();
+        e.rx.release();
         e.arrived = 0;
         e.pending_connect = None;
         e.pending_error = None;
@@ -1498,7 +1505,7 @@ impl Net {
     fn arrive_at_dead_end(&mut self, end: u32, len: usize) {
         let e = &mut self.ends[end as usize];
         let k = len.min(e.rx.len());
-        e.rx.drain(..k);
+        e.rx.consume(k);
         self.send_rst(end ^ 1);
     }
 
@@ -1855,16 +1862,8 @@ impl Net {
             return;
         }
         let e = &mut self.ends[id as usize];
-        let (a, b) = e.rx.as_slices();
-        if n <= a.len() {
-            io.handle_read_bytes(stream, &a[..n]);
-        } else {
-            self.copy_buf.clear();
-            self.copy_buf.extend_from_slice(a);
-            self.copy_buf.extend_from_slice(&b[..n - a.len()]);
-            io.handle_read_bytes(stream, &self.copy_buf);
-        }
-        e.rx.drain(..n);
+        io.handle_read_bytes(stream, e.rx.front(n));
+        e.rx.consume(n);
         e.arrived -= n;
         let (h, lp) = (e.host, e.lp);
         self.record(h, lp, Some(stream), TraceKind::Read, n as u64);
