@@ -9,7 +9,6 @@ use eddy_sim::{check_determinism, run_seeds, FaultConfig, SeedRun};
 use std::io::Write as _;
 use std::ops::Range;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const USAGE: &str = "\
 usage:
@@ -186,7 +185,8 @@ fn sim(a: SimArgs) -> ExitCode {
     let name = scenario.name;
     let replay_extra = extra.clone();
     let total = a.seeds.end - a.seeds.start;
-    let last_percent = AtomicU64::new(u64::MAX);
+    // The last count printed: threads finish seeds in any order, and the line only counts up.
+    let shown = std::sync::Mutex::new(0u64);
     let mut run = SeedRun {
         replay: Box::new(move |seed| {
             format!(
@@ -195,8 +195,10 @@ fn sim(a: SimArgs) -> ExitCode {
             )
         }),
         progress: Some(Box::new(move |done, total, failed| {
-            let percent = done * 100 / total.max(1);
-            if last_percent.swap(percent, Ordering::Relaxed) != percent || done == total {
+            let mut last = shown.lock().unwrap_or_else(|e| e.into_inner());
+            let percent = |n: u64| n * 100 / total.max(1);
+            if done > *last && (percent(done) != percent(*last) || done == total) {
+                *last = done;
                 eprint!("\r{name}: {done}/{total} seeds, {failed} failed ");
                 let _ = std::io::stderr().flush();
             }
