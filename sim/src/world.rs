@@ -1019,8 +1019,14 @@ impl Net {
     }
 
     fn latency(&mut self, from: u32, to: u32) -> Duration {
+        Duration::from_nanos(self.latency_ns(from, to))
+    }
+
+    /// A packet's travel time from host `from` to host `to`, in nanoseconds (the unit the
+    /// per-packet arithmetic uses, so the hot path converts no `Duration`s).
+    fn latency_ns(&mut self, from: u32, to: u32) -> u64 {
         if from == to {
-            return Duration::ZERO;
+            return 0;
         }
         let (min, max) = if self.link_latency.is_empty() {
             (self.faults.latency_min, self.faults.latency_max)
@@ -1039,7 +1045,7 @@ impl Net {
         if self.chance(self.faults.p_slow) {
             d += self.upto(self.faults.slow_latency_max).as_nanos() as u64;
         }
-        Duration::from_nanos(d)
+        d
     }
 
     /// When `len` bytes (or a FIN, `len` 0) sent now reach end `to`: bandwidth, latency, FIFO.
@@ -1054,7 +1060,10 @@ impl Net {
             e.busy_until = start + Duration::from_nanos(tx_ns);
             t = e.busy_until;
         }
-        t += self.latency(from_host, to_host);
+        t = Instant::from_nanos(
+            t.as_nanos()
+                .saturating_add(self.latency_ns(from_host, to_host)),
+        );
         let e = &mut self.ends[to as usize];
         t = t.max(e.last_arrival);
         e.last_arrival = t;
