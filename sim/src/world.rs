@@ -183,7 +183,6 @@ struct End {
     gen: u32,
     stream: Option<StreamId>,
     listener: Option<ListenerId>,
-    local: SocketAddr,
     state: EndState,
     interest: Interest,
     /// Bytes the peer wrote to this end: the first `arrived` have arrived, the rest are in flight.
@@ -207,14 +206,13 @@ struct End {
 }
 
 impl End {
-    fn new(host: u32, local: SocketAddr, cap: usize) -> End {
+    fn new(host: u32, cap: usize) -> End {
         End {
             host,
             lp: 0,
             gen: 0,
             stream: None,
             listener: None,
-            local,
             state: EndState::Connecting,
             interest: Interest::default(),
             rx: RecvBuf::default(),
@@ -319,6 +317,8 @@ struct Net {
     ip_to_host: BTreeMap<IpAddr, u32>,
     listeners: BTreeMap<(u32, u16), Vec<ListenEntry>>,
     ends: Vec<End>,
+    /// Each end's local address, by end id (apart from `End`: only handshakes read it).
+    addrs: Vec<SocketAddr>,
     queue: BinaryHeap<Queued>,
     seq: u64,
     runnable: VecDeque<(u32, u32, u32)>,
@@ -382,6 +382,7 @@ impl Sim {
                 ip_to_host: BTreeMap::new(),
                 listeners: BTreeMap::new(),
                 ends: Vec::new(),
+                addrs: Vec::new(),
                 queue: BinaryHeap::new(),
                 seq: 0,
                 runnable: VecDeque::new(),
@@ -1528,7 +1529,7 @@ impl Net {
 
     fn on_syn(&mut self, end: u32) {
         let h = self.ends[end as usize].host;
-        let port = self.ends[end as usize].local.port();
+        let port = self.addrs[end as usize].port();
         let count = self.listeners.get(&(h, port)).map_or(0, Vec::len);
         let client_host = self.ends[(end ^ 1) as usize].host;
         let refuse_injected = count > 0 && self.chance(self.faults.p_refuse);
@@ -1658,7 +1659,7 @@ impl Net {
         }
         let (h, lp) = (e.host, e.lp);
         let listener = e.listener.expect("accepted ends come from a listener");
-        let peer = self.ends[(end ^ 1) as usize].local;
+        let peer = self.addrs[(end ^ 1) as usize];
         match io.handle_accepted(listener, peer) {
             Some(stream) => {
                 self.ends[end as usize].stream = Some(stream);
@@ -2011,7 +2012,7 @@ impl Net {
         let local = SocketAddr::new(self.hosts[h as usize].ip, self.alloc_port(h));
         let c = self.ends.len() as u32;
         let (cap_c, cap_s) = (self.buffer_cap(), self.buffer_cap());
-        let mut client = End::new(h, local, cap_c);
+        let mut client = End::new(h, cap_c);
         client.lp = lp;
         client.gen = self.loops[h as usize][lp as usize].gen;
         client.stream = Some(stream);
@@ -2020,8 +2021,9 @@ impl Net {
             None => addr,
         };
         self.ends.push(client);
-        self.ends
-            .push(End::new(dest.unwrap_or(h), server_addr, cap_s));
+        self.ends.push(End::new(dest.unwrap_or(h), cap_s));
+        self.addrs.push(local);
+        self.addrs.push(server_addr);
         self.map_stream(h, lp, stream, c);
         self.stats.connects += 1;
         self.record(
