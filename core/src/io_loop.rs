@@ -278,13 +278,9 @@ enum PendingAction {
 /// A stream plus the callbacks waiting on it.
 struct StreamEntry {
     stream: Stream,
-    peer: Option<SocketAddr>,
     on_read: Option<(ReadCallback, Origin)>,
     on_chunk: Option<(ChunkCallback, Origin)>,
     flush_waiters: VecDeque<(u64, FlushCallback, Origin)>,
-    on_close: Option<(CloseCallback, Origin)>,
-    on_connect: Option<(ConnectCallback, Origin)>,
-    connect_timer: Option<TimerId>,
     /// The long-lived handler; taken out while it runs.
     handler: Option<Box<dyn StreamHandler>>,
     /// Where the handler was installed: its tasks run in that context.
@@ -299,6 +295,17 @@ struct StreamEntry {
     close_queued: bool,
     /// The driver has taken the `Close` action (its socket is gone).
     driver_closed: bool,
+    /// Connect and close bookkeeping, declared last so the state every read and write
+    /// touches stays together.
+    lifecycle: Lifecycle,
+}
+
+/// The parts of a stream's entry that only connecting, closing and `peer_addr` use.
+struct Lifecycle {
+    peer: Option<SocketAddr>,
+    on_connect: Option<(ConnectCallback, Origin)>,
+    connect_timer: Option<TimerId>,
+    on_close: Option<(CloseCallback, Origin)>,
 }
 
 struct ListenerEntry {
@@ -529,7 +536,7 @@ impl IoLoop {
 
     /// The peer's address, if known.
     pub fn peer_addr(&self, id: StreamId) -> Option<SocketAddr> {
-        self.streams.get(id.0).and_then(|e| e.peer)
+        self.streams.get(id.0).and_then(|e| e.lifecycle.peer)
     }
 
     /// Live streams (open or closing), in slot order.
@@ -696,13 +703,16 @@ impl IoLoop {
     ) -> StreamId {
         let origin = Origin::here();
         let mut entry = self.new_entry(StreamState::Connecting, Some(addr));
-        entry.on_connect = Some((Box::new(on_connect), origin));
+        entry.lifecycle.on_connect = Some((Box::new(on_connect), origin));
         let id = StreamId(self.streams.insert(entry));
         if let Some(t) = timeout {
             let timer = self
                 .timers
                 .insert(self.now + t, TimerAction::ConnectTimeout(id));
-            self.entry_mut(id).expect("just inserted").connect_timer = Some(timer);
+            self.entry_mut(id)
+                .expect("just inserted")
+                .lifecycle
+                .connect_timer = Some(timer);
         }
         self.actions.push_back(PendingAction::Connect(id, addr));
         id
@@ -843,7 +853,7 @@ impl IoLoop {
             };
             self.push_task(origin, kind);
         } else {
-            entry.on_close = Some((Box::new(on_close), origin));
+            entry.lifecycle.on_close = Some((Box::new(on_close), origin));
         }
         Ok(())
     }
@@ -1047,8 +1057,8 @@ impl IoLoop {
         match result {
             Ok(()) => {
                 entry.stream.handle_connected();
-                let timer = entry.connect_timer.take();
-                let cb = entry.on_connect.take();
+                let timer = entry.lifecycle.connect_timer.take();
+                let cb = entry.lifecycle.on_connect.take();
                 if let Some(t) = timer {
                     self.timers.cancel(t);
                 }
@@ -1238,7 +1248,7 @@ impl IoLoop {
             }
             TimerAction::ConnectTimeout(id) => {
                 if let Some(e) = self.entry_mut(id) {
-                    e.connect_timer = None;
+                    e.lifecycle.connect_timer = None;
                     self.close_stream(id, CloseReason::ConnectTimeout);
                 }
             }
@@ -1260,13 +1270,9 @@ impl IoLoop {
                 self.config.max_buffer_size,
                 self.config.read_chunk_size,
             ),
-            peer,
             on_read: None,
             on_chunk: None,
             flush_waiters: VecDeque::new(),
-            on_close: None,
-            on_connect: None,
-            connect_timer: None,
             handler: None,
             handler_origin: None,
             readable_queued: false,
@@ -1274,6 +1280,12 @@ impl IoLoop {
             interest_queued: false,
             close_queued: false,
             driver_closed: false,
+            lifecycle: Lifecycle {
+                peer,
+                on_connect: None,
+                connect_timer: None,
+                on_close: None,
+            },
         }
     }
 
@@ -1472,10 +1484,10 @@ impl IoLoop {
         // Buffered bytes may still satisfy the pending read; otherwise it fails.
         self.poll_stream_read(id);
         let entry = self.entry_mut(id).expect("still present");
-        let timer = entry.connect_timer.take();
-        let on_connect = entry.on_connect.take();
+        let timer = entry.lifecycle.connect_timer.take();
+        let on_connect = entry.lifecycle.on_connect.take();
         let waiters = std::mem::take(&mut entry.flush_waiters);
-        let on_close = entry.on_close.take();
+        let on_close = entry.lifecycle.on_close.take();
         if let Some(t) = timer {
             self.timers.cancel(t);
         }
