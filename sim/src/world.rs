@@ -1002,7 +1002,9 @@ impl Net {
         self.now + Duration::from_nanos(wait.max(1))
     }
 
-    #[inline]
+    /// Hashes (and, when recording, keeps) one delivered event; one shared copy for every
+    /// call site.
+    #[inline(never)]
     fn record(&mut self, host: u32, lp: u32, stream: Option<StreamId>, kind: TraceKind, n: u64) {
         let ev = TraceEvent {
             time: self.now,
