@@ -45,6 +45,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("fetch") => eddy::fetch::run(args[1..].to_vec()),
+        Some("sim") if args.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
         Some("sim") if args.iter().any(|a| a == "--list") => {
             for s in scenarios::all() {
                 println!("{:<12} {}", s.name, s.about);

@@ -22,6 +22,21 @@ fn version_prints_the_package_version() {
 }
 
 #[test]
+fn help_prints_the_usage_and_succeeds_for_every_command() {
+    for args in [
+        &["--help"][..],
+        &["sim", "--help"],
+        &["sim", "-h"],
+        &["fetch", "--help"],
+    ] {
+        let (ok, text) = eddy(args);
+        assert!(ok, "{args:?}: {text}");
+        assert!(text.contains("usage"), "{args:?}: {text}");
+        assert!(!text.contains("unknown"), "{args:?}: {text}");
+    }
+}
+
+#[test]
 fn sim_passes_the_echo_scenario_with_a_summary() {
     let (ok, text) = eddy(&[
         "sim",
