@@ -3,36 +3,15 @@
 //!
 //! Run with `cargo bench -p eddy-core --bench http`.
 
-use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use eddy_core::http::{HttpServer, Request, Responder};
 use eddy_core::testing::DirectConn;
-use eddy_core::{IoLoop, ListenOptions};
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, StatusCode};
 
 const REQUEST: &[u8] =
     b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n";
 
-fn hello_server() -> (IoLoop, DirectConn) {
-    let mut io = IoLoop::default();
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    let server = HttpServer::new(move |io: &mut IoLoop, _req: Request, resp: Responder| {
-        let _ = resp.respond(
-            io,
-            StatusCode::OK,
-            &headers,
-            Bytes::from_static(b"Hello, World!"),
-        );
-    });
-    let listener = server.listen(
-        &mut io,
-        ([127, 0, 0, 1], 80).into(),
-        ListenOptions::default(),
-    );
-    io.handle_listening(listener, Ok(([127, 0, 0, 1], 80).into()));
-    let conn = DirectConn::accept(&mut io, listener);
+/// The hello-world server and its connection (the server handle itself is not needed).
+fn hello() -> (eddy_core::IoLoop, DirectConn) {
+    let (io, _server, conn) = DirectConn::hello_server(b"Hello, World!");
     (io, conn)
 }
 
@@ -42,7 +21,7 @@ fn requests(c: &mut Criterion) {
         g.throughput(Throughput::Elements(batch as u64));
         let input = REQUEST.repeat(batch);
         g.bench_function(format!("hello_keepalive_batch_{batch}"), |b| {
-            let (mut io, mut conn) = hello_server();
+            let (mut io, mut conn) = hello();
             b.iter(|| conn.exchange(&mut io, &input));
         });
     }

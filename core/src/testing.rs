@@ -332,4 +332,29 @@ impl DirectConn {
         }
         written
     }
+
+    /// A loop serving the wrk-style hello world (`200`, `text/plain`, `body`) through
+    /// [`HttpServer`](crate::http::HttpServer), with one accepted connection to drive: the
+    /// setup the HTTP micro-benchmark and the allocation test share.
+    pub fn hello_server(body: &'static [u8]) -> (IoLoop, crate::http::HttpServer, DirectConn) {
+        use crate::http::{HttpServer, Request, Responder};
+        use http::header::CONTENT_TYPE;
+        use http::{HeaderMap, HeaderValue, StatusCode};
+        let mut io = IoLoop::default();
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let server = HttpServer::new(move |io: &mut IoLoop, _req: Request, resp: Responder| {
+            let _ = resp.respond(
+                io,
+                StatusCode::OK,
+                &headers,
+                bytes::Bytes::from_static(body),
+            );
+        });
+        let addr = ([127, 0, 0, 1], 80).into();
+        let listener = server.listen(&mut io, addr, crate::ListenOptions::default());
+        io.handle_listening(listener, Ok(addr));
+        let conn = DirectConn::accept(&mut io, listener);
+        (io, server, conn)
+    }
 }

@@ -2,12 +2,7 @@
 //! whole server path — IoLoop, stream buffers, HttpServer glue, ServerConn — counted by a
 //! counting global allocator, driven by `DirectConn`, which allocates nothing itself.
 
-use bytes::Bytes;
-use eddy_core::http::{HttpServer, Request, Responder};
 use eddy_core::testing::DirectConn;
-use eddy_core::{IoLoop, ListenOptions};
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, StatusCode};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,24 +37,7 @@ const RESPONSE_BODY: &[u8] = b"Hello, World!";
 
 #[test]
 fn hello_keep_alive_request_allocates_nothing_after_warm_up_through_the_whole_server() {
-    let mut io = IoLoop::default();
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    let server = HttpServer::new(move |io: &mut IoLoop, _req: Request, resp: Responder| {
-        let _ = resp.respond(
-            io,
-            StatusCode::OK,
-            &headers,
-            Bytes::from_static(RESPONSE_BODY),
-        );
-    });
-    let listener = server.listen(
-        &mut io,
-        ([127, 0, 0, 1], 80).into(),
-        ListenOptions::default(),
-    );
-    io.handle_listening(listener, Ok(([127, 0, 0, 1], 80).into()));
-    let mut conn = DirectConn::accept(&mut io, listener);
+    let (mut io, server, mut conn) = DirectConn::hello_server(RESPONSE_BODY);
     for _ in 0..200 {
         assert!(conn.exchange(&mut io, REQUEST) > RESPONSE_BODY.len());
     }
