@@ -1,6 +1,5 @@
 //! The comparison peer: a tokio current-thread TCP echo server (`--port N`).
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 fn main() -> std::io::Result<()> {
@@ -18,24 +17,12 @@ fn main() -> std::io::Result<()> {
         let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         println!("tokio echo listening on {}", listener.local_addr()?);
         loop {
-            let (mut sock, _) = match listener.accept().await {
+            let (sock, _) = match listener.accept().await {
                 Ok(s) => s,
                 Err(_) => continue,
             };
             let _ = sock.set_nodelay(true);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match sock.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            if sock.write_all(&buf[..n]).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
+            tokio::spawn(eddy_bench_peers::echo_connection(sock));
         }
     })
 }

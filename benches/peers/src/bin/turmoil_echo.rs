@@ -30,20 +30,8 @@ const PORT: u16 = 7;
 async fn echo_server() -> turmoil::Result {
     let listener = TcpListener::bind(("0.0.0.0", PORT)).await?;
     loop {
-        let (mut sock, _) = listener.accept().await?;
-        tokio::task::spawn_local(async move {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match sock.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => {
-                        if sock.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let (sock, _) = listener.accept().await?;
+        tokio::task::spawn_local(eddy_bench_peers::echo_connection(sock));
     }
 }
 
