@@ -25,6 +25,7 @@ use crate::stream::{
     Interest, ReadOutcome, ReadRequest, Stream, StreamState, DEFAULT_MAX_BUFFER_SIZE,
     DEFAULT_READ_CHUNK_SIZE,
 };
+use crate::task::{TaskHeader, TaskSlot};
 use crate::time::{Duration, Instant};
 use crate::timer::{TimerHeap, TimerId};
 use bytes::buf::Limit;
@@ -37,6 +38,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Waker;
 
 /// Empty read buffers a loop keeps for reuse (enough for every stream busy in one round).
 const READ_POOL_BUFFERS: usize = 256;
@@ -78,7 +80,7 @@ impl ListenerId {
 type Callback = Box<dyn FnOnce(&mut IoLoop)>;
 type ReadCallback = Box<dyn FnOnce(&mut IoLoop, Result<Bytes, StreamError>)>;
 type ChunkCallback = Rc<RefCell<dyn FnMut(&mut IoLoop, Bytes)>>;
-type FlushCallback = Box<dyn FnOnce(&mut IoLoop, Result<(), StreamError>)>;
+pub(crate) type FlushCallback = Box<dyn FnOnce(&mut IoLoop, Result<(), StreamError>)>;
 type CloseCallback = Box<dyn FnOnce(&mut IoLoop, CloseReason)>;
 type ConnectCallback = Box<dyn FnOnce(&mut IoLoop, Result<StreamId, StreamError>)>;
 type AcceptCallback = Box<dyn FnMut(&mut IoLoop, StreamId, SocketAddr)>;
@@ -102,17 +104,23 @@ pub type Clock = Box<dyn Fn() -> Instant>;
 
 /// Where a callback was registered and the tracing span current then (Tornado's stack_context).
 #[derive(Clone)]
-struct Origin {
-    location: &'static Location<'static>,
+pub(crate) struct Origin {
+    pub(crate) location: &'static Location<'static>,
     /// The span current at registration; boxed, and only when there is one, so tasks stay
     /// small in the common case of no subscriber or no span.
-    span: Option<Box<tracing::Span>>,
+    pub(crate) span: Option<Box<tracing::Span>>,
 }
 
 impl Origin {
     #[track_caller]
     #[inline]
-    fn here() -> Origin {
+    pub(crate) fn here() -> Origin {
+        Origin::at(Location::caller())
+    }
+
+    /// The origin of work registered at `location`, in the span current now.
+    #[inline]
+    pub(crate) fn at(location: &'static Location<'static>) -> Origin {
         // Until any subscriber exists (global or scoped) no span can be current, and asking
         // the dispatcher costs more than the rest of a registration.
         let span = if tracing::dispatcher::has_been_set() {
@@ -120,10 +128,7 @@ impl Origin {
         } else {
             None
         };
-        Origin {
-            location: Location::caller(),
-            span,
-        }
+        Origin { location, span }
     }
 
     fn boxed(span: tracing::Span) -> Option<Box<tracing::Span>> {
@@ -132,12 +137,19 @@ impl Origin {
 }
 
 /// One unit of work for a round.
-struct Task {
+pub(crate) struct Task {
     origin: Origin,
     kind: TaskKind,
 }
 
-enum TaskKind {
+impl Task {
+    /// Work of `kind`, run in the context of `origin`.
+    pub(crate) fn new(origin: Origin, kind: TaskKind) -> Task {
+        Task { origin, kind }
+    }
+}
+
+pub(crate) enum TaskKind {
     Call(Callback),
     Remote(RemoteCallback),
     Read {
@@ -176,6 +188,8 @@ enum TaskKind {
         stream: StreamId,
         reason: CloseReason,
     },
+    /// Poll a task (spawned, or woken since the last round).
+    Poll(Arc<TaskHeader>),
 }
 
 impl TaskKind {
@@ -196,10 +210,12 @@ impl TaskKind {
 }
 
 /// What a timer does when it fires.
-enum TimerAction {
+pub(crate) enum TimerAction {
     Call(Callback, Origin),
     ConnectTimeout(StreamId),
     Periodic(PeriodicId),
+    /// A task's timer (`sleep`): wakes the task.
+    Wake(Waker),
 }
 
 /// Socket options for [`IoLoop::listen`].
@@ -275,10 +291,20 @@ enum PendingAction {
     Close(StreamId, CloseReason),
 }
 
+/// Who waits for a stream's pending read, or the result a task has yet to take.
+enum ReadWaiter {
+    /// A callback, queued as a task with the result.
+    Callback(ReadCallback, Origin),
+    /// A task, woken when the result is stored.
+    Task(Waker),
+    /// The result for a task, held (with the stream's slot) until the task takes it.
+    Done(Result<Bytes, StreamError>),
+}
+
 /// A stream plus the callbacks waiting on it.
 struct StreamEntry {
     stream: Stream,
-    on_read: Option<(ReadCallback, Origin)>,
+    on_read: Option<ReadWaiter>,
     on_chunk: Option<(ChunkCallback, Origin)>,
     flush_waiters: VecDeque<(u64, FlushCallback, Origin)>,
     /// The long-lived handler; taken out while it runs.
@@ -315,6 +341,8 @@ struct ListenerEntry {
     on_accept: Option<AcceptCallback>,
     origin: Origin,
     closed: bool,
+    /// A task waiting for the bind result.
+    on_bound: Option<Waker>,
 }
 
 struct PeriodicEntry {
@@ -326,10 +354,24 @@ struct PeriodicEntry {
 }
 
 /// Shared between an [`IoLoop`] and its [`Remote`] handles.
-struct RemoteShared {
+pub(crate) struct RemoteShared {
     queue: Mutex<Vec<(RemoteCallback, &'static Location<'static>, tracing::Span)>>,
+    /// Tasks woken from other threads.
+    pub(crate) woken: Mutex<Vec<Arc<TaskHeader>>>,
     pending: AtomicBool,
     waker: Mutex<Option<Arc<dyn Fn() + Send + Sync>>>,
+}
+
+impl RemoteShared {
+    /// Marks work as pending and wakes a sleeping driver (once until the loop takes it).
+    pub(crate) fn notify(&self) {
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            if let Some(wake) = waker {
+                wake();
+            }
+        }
+    }
 }
 
 /// A `Send + Clone` handle that queues callbacks onto a loop from any thread and wakes it.
@@ -348,17 +390,7 @@ impl Remote {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push((Box::new(f), location, tracing::Span::current()));
-        if !self.shared.pending.swap(true, Ordering::AcqRel) {
-            let waker = self
-                .shared
-                .waker
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            if let Some(wake) = waker {
-                wake();
-            }
-        }
+        self.shared.notify();
     }
 }
 
@@ -372,7 +404,7 @@ impl std::fmt::Debug for Remote {
 /// `Drop` impl); they run in a coming round. Not `Send`: use [`Remote`] across threads.
 #[derive(Clone)]
 pub struct LocalHandle {
-    queue: Rc<RefCell<Vec<(Callback, Origin)>>>,
+    pub(crate) queue: Rc<RefCell<Vec<(Callback, Origin)>>>,
 }
 
 impl LocalHandle {
@@ -418,6 +450,10 @@ pub struct LoopStats {
     pub slow_callbacks: u64,
     /// Streams accepted so far.
     pub accepted: u64,
+    /// Tasks spawned so far.
+    pub tasks_spawned: u64,
+    /// Tasks that panicked (caught, reported to their `JoinHandle`, loop went on).
+    pub task_panics: u64,
 }
 
 /// Slow-callback warning settings (Tornado's `set_blocking_signal_threshold`).
@@ -428,22 +464,36 @@ struct SlowWarning {
 
 /// Tornado's IOLoop as a state machine; see the module docs for the driver's side.
 pub struct IoLoop {
-    now: Instant,
+    pub(crate) now: Instant,
     config: LoopConfig,
-    timers: TimerHeap<TimerAction>,
-    callbacks: CallbackQueue<Task>,
+    pub(crate) timers: TimerHeap<TimerAction>,
+    pub(crate) callbacks: CallbackQueue<Task>,
     streams: Slab<StreamEntry>,
     listeners: Slab<ListenerEntry>,
     periodics: Slab<PeriodicEntry>,
     actions: VecDeque<PendingAction>,
-    remote: Arc<RemoteShared>,
-    local: LocalHandle,
+    pub(crate) remote: Arc<RemoteShared>,
+    pub(crate) local: LocalHandle,
     /// Read buffers lent to streams while they hold unread bytes.
     read_buffers: BufferPool,
     stopped: bool,
     slow: Option<SlowWarning>,
-    stats: LoopStats,
+    pub(crate) stats: LoopStats,
     unix_origin_nanos: u64,
+    /// Tasks (futures the loop polls), by key; see [`crate::task`].
+    pub(crate) tasks: Slab<TaskSlot>,
+    /// Tells this loop's task wakers from other loops' on the same thread; 0 is no loop.
+    pub(crate) loop_no: u32,
+    /// Where `spawn_blocking` sends work; `None` runs it on the loop in a coming round.
+    pub(crate) blocking: Option<Rc<dyn crate::task::BlockingPool>>,
+}
+
+impl Drop for IoLoop {
+    fn drop(&mut self) {
+        if !self.tasks.is_empty() {
+            self.drop_tasks();
+        }
+    }
 }
 
 impl Default for IoLoop {
@@ -466,6 +516,7 @@ impl IoLoop {
             actions: VecDeque::new(),
             remote: Arc::new(RemoteShared {
                 queue: Mutex::new(Vec::new()),
+                woken: Mutex::new(Vec::new()),
                 pending: AtomicBool::new(false),
                 waker: Mutex::new(None),
             }),
@@ -477,6 +528,9 @@ impl IoLoop {
             slow: None,
             stats: LoopStats::default(),
             unix_origin_nanos: 0,
+            tasks: Slab::default(),
+            loop_no: crate::task::next_loop_no(),
+            blocking: None,
         }
     }
 
@@ -677,6 +731,7 @@ impl IoLoop {
             on_accept: Some(Box::new(on_accept)),
             origin: Origin::here(),
             closed: false,
+            on_bound: None,
         });
         let id = ListenerId(key);
         self.actions.push_back(PendingAction::Listen(id));
@@ -1004,6 +1059,7 @@ impl IoLoop {
         !self.callbacks.is_empty()
             || !self.local.queue.borrow().is_empty()
             || self.remote.pending.load(Ordering::Acquire)
+            || crate::task::has_woken_tasks(self.loop_no)
     }
 
     // ===== driver: inputs =====
@@ -1022,6 +1078,9 @@ impl IoLoop {
             tracing::error!(addr = %l.addr, error = %kind, origin = %l.origin.location, "listen failed");
         }
         l.bound = Some(result);
+        if let Some(waker) = l.on_bound.take() {
+            waker.wake();
+        }
     }
 
     /// A connection was accepted; returns the new stream's id (`None`: listener gone, drop it).
@@ -1093,7 +1152,7 @@ impl IoLoop {
 
     /// Returns a stream's drained read buffer to the pool.
     #[inline]
-    fn pool_idle_buffer(&mut self, id: StreamId) {
+    pub(crate) fn pool_idle_buffer(&mut self, id: StreamId) {
         if let Some(buf) = self
             .streams
             .get_mut(id.0)
@@ -1196,6 +1255,11 @@ impl IoLoop {
     /// Moves callbacks added through a [`Remote`] into the queue.
     #[inline(never)]
     fn take_remote_callbacks(&mut self) {
+        let woken =
+            std::mem::take(&mut *self.remote.woken.lock().unwrap_or_else(|e| e.into_inner()));
+        for header in woken {
+            self.queue_poll(header);
+        }
         let drained =
             std::mem::take(&mut *self.remote.queue.lock().unwrap_or_else(|e| e.into_inner()));
         for (callback, location, span) in drained {
@@ -1221,6 +1285,7 @@ impl IoLoop {
         while let Some((_, action)) = self.timers.pop_expired(self.now) {
             self.fire_timer(action);
         }
+        self.take_woken_tasks();
         let round = self.callbacks.begin_round();
         for _ in 0..round {
             let Some(task) = self.callbacks.pop() else {
@@ -1258,6 +1323,7 @@ impl IoLoop {
                     self.push_task(origin, TaskKind::Periodic(id));
                 }
             }
+            TimerAction::Wake(waker) => waker.wake(),
         }
     }
 
@@ -1298,7 +1364,7 @@ impl IoLoop {
     }
 
     #[inline]
-    fn push_task(&mut self, origin: Origin, kind: TaskKind) {
+    pub(crate) fn push_task(&mut self, origin: Origin, kind: TaskKind) {
         if let Some(stream) = kind.stream() {
             if let Some(e) = self.streams.get_mut(stream.0) {
                 e.in_flight += 1;
@@ -1308,7 +1374,7 @@ impl IoLoop {
     }
 
     #[inline]
-    fn queue_interest(&mut self, id: StreamId) {
+    pub(crate) fn queue_interest(&mut self, id: StreamId) {
         if let Some(e) = self.streams.get_mut(id.0) {
             if !e.interest_queued && !e.close_queued {
                 e.interest_queued = true;
@@ -1341,7 +1407,7 @@ impl IoLoop {
             }
         }
         entry.on_chunk = on_chunk.map(|c| (c, origin.clone()));
-        entry.on_read = Some((on_done, origin));
+        entry.on_read = Some(ReadWaiter::Callback(on_done, origin));
         self.poll_stream_read(id);
         self.queue_interest(id);
         Ok(())
@@ -1378,16 +1444,9 @@ impl IoLoop {
         let Some(entry) = self.entry_mut(id) else {
             return;
         };
-        let on_read = entry.on_read.take();
-        entry.stream.take_pending();
-        if let Some((callback, origin)) = on_read {
+        if entry.stream.take_pending().is_some() {
             tracing::warn!(stream = ?id, error = %e, "closing stream");
-            let kind = TaskKind::Read {
-                stream: id,
-                result: Err(e),
-                callback,
-            };
-            self.push_task(origin, kind);
+            self.complete_read(id, Err(e));
         }
         self.close_stream(id, CloseReason::BufferFull);
     }
@@ -1405,16 +1464,37 @@ impl IoLoop {
         };
         if let ReadOutcome::Done(data) = outcome {
             entry.on_chunk = None;
-            let (callback, origin) = entry.on_read.take().expect("pending read");
-            let kind = TaskKind::Read {
-                stream: id,
-                result: Ok(data),
-                callback,
-            };
-            self.push_task(origin, kind);
+            self.complete_read(id, Ok(data));
             self.pool_idle_buffer(id);
         } else {
             self.deliver_chunk_or_failure(id, outcome);
+        }
+    }
+
+    /// Hands a finished read to whoever waits: a callback's task is queued; a task's result is
+    /// stored in the entry (keeping the slot alive until taken) and the task woken.
+    fn complete_read(&mut self, id: StreamId, result: Result<Bytes, StreamError>) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        match entry.on_read.take() {
+            Some(ReadWaiter::Callback(callback, origin)) => {
+                let kind = TaskKind::Read {
+                    stream: id,
+                    result,
+                    callback,
+                };
+                self.push_task(origin, kind);
+            }
+            Some(ReadWaiter::Task(waker)) => {
+                entry.on_read = Some(ReadWaiter::Done(result));
+                entry.in_flight += 1;
+                waker.wake();
+            }
+            other @ (Some(ReadWaiter::Done(_)) | None) => {
+                debug_assert!(false, "a read completed with no reader");
+                entry.on_read = other;
+            }
         }
     }
 
@@ -1424,7 +1504,7 @@ impl IoLoop {
         let Some(entry) = self.entry_mut(id) else {
             return;
         };
-        let (origin, kind, closed_by_read) = match outcome {
+        let (origin, kind) = match outcome {
             ReadOutcome::Chunk(data) => {
                 let (callback, origin) = entry.on_chunk.clone().expect("streaming read");
                 let kind = TaskKind::Chunk {
@@ -1432,25 +1512,22 @@ impl IoLoop {
                     data,
                     callback,
                 };
-                (origin, kind, None)
+                (origin, kind)
             }
             ReadOutcome::Done(_) => unreachable!("delivered by poll_stream_read"),
             ReadOutcome::Failed(e) => {
                 entry.on_chunk = None;
-                let (callback, origin) = entry.on_read.take().expect("pending read");
-                let kind = TaskKind::Read {
-                    stream: id,
-                    result: Err(e),
-                    callback,
-                };
-                (origin, kind, entry.stream.close_reason())
+                let closed_by_read = entry.stream.close_reason();
+                self.complete_read(id, Err(e));
+                self.pool_idle_buffer(id);
+                if let Some(reason) = closed_by_read {
+                    self.close_stream(id, reason);
+                }
+                return;
             }
         };
         self.push_task(origin, kind);
         self.pool_idle_buffer(id);
-        if let Some(reason) = closed_by_read {
-            self.close_stream(id, reason);
-        }
     }
 
     fn maybe_shutdown(&mut self, id: StreamId) {
@@ -1471,7 +1548,7 @@ impl IoLoop {
     }
 
     /// Closes a stream once: fails waiters, queues the close callback and the driver action.
-    fn close_stream(&mut self, id: StreamId, reason: CloseReason) {
+    pub(crate) fn close_stream(&mut self, id: StreamId, reason: CloseReason) {
         let Some(entry) = self.entry_mut(id) else {
             return;
         };
@@ -1560,7 +1637,7 @@ impl IoLoop {
     /// if end of file left nothing to do, and frees its slot if the driver has closed it.
     /// (`maybe_close_after_eof` then `maybe_free`, with one lookup in the common case.)
     #[inline]
-    fn after_task(&mut self, id: StreamId) {
+    pub(crate) fn after_task(&mut self, id: StreamId) {
         let Some(e) = self.entry(id) else {
             return;
         };
@@ -1650,6 +1727,7 @@ impl IoLoop {
                     handler.on_close(self, stream, reason);
                 }
             }
+            TaskKind::Poll(header) => self.poll_task(header),
         }
     }
 
@@ -1722,7 +1800,133 @@ impl IoLoop {
     }
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+/// What async streams and listeners need of the loop's internals (see [`crate::task`]).
+impl IoLoop {
+    /// A task's read: starts `request` (when given) and answers now if it is satisfied, else
+    /// registers `waker` to be woken with the result stored in the entry.
+    pub(crate) fn poll_task_read(
+        &mut self,
+        id: StreamId,
+        request: Option<ReadRequest>,
+        waker: &Waker,
+    ) -> std::task::Poll<Result<Bytes, StreamError>> {
+        use std::task::Poll;
+        let Some(entry) = self.entry_mut(id) else {
+            return Poll::Ready(Err(StreamError::UnknownStream));
+        };
+        if let Some(request) = request {
+            if let Err(e) = entry.stream.start_read(request) {
+                return Poll::Ready(Err(e));
+            }
+            entry.on_read = Some(ReadWaiter::Task(waker.clone()));
+            self.poll_stream_read(id);
+            self.queue_interest(id);
+        }
+        let Some(entry) = self.entry_mut(id) else {
+            return Poll::Ready(Err(StreamError::UnknownStream));
+        };
+        match entry.on_read.take() {
+            Some(ReadWaiter::Done(result)) => {
+                entry.in_flight -= 1;
+                self.after_task(id);
+                Poll::Ready(result)
+            }
+            Some(ReadWaiter::Task(old)) => {
+                let waiter = if old.will_wake(waker) {
+                    old
+                } else {
+                    waker.clone()
+                };
+                entry.on_read = Some(ReadWaiter::Task(waiter));
+                Poll::Pending
+            }
+            other => {
+                entry.on_read = other;
+                Poll::Ready(Err(StreamError::ReadPending))
+            }
+        }
+    }
+
+    /// A task gave up its read: a pending request is dropped (buffered bytes stay), and a
+    /// result it had not taken goes back to the front of the buffer. Loses no byte.
+    pub(crate) fn cancel_task_read(&mut self, id: StreamId) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        match entry.on_read.take() {
+            Some(ReadWaiter::Task(_)) => {
+                entry.stream.take_pending();
+                self.queue_interest(id);
+            }
+            Some(ReadWaiter::Done(result)) => {
+                entry.in_flight -= 1;
+                if let Ok(data) = result {
+                    entry.stream.unread(data);
+                }
+                self.queue_interest(id);
+                self.after_task(id);
+            }
+            other => entry.on_read = other,
+        }
+    }
+
+    /// Runs `on_flushed` once `target` bytes in total have been written (or with the close
+    /// error): flush to a mark, for writers that wait for the queue to drain below a level.
+    pub(crate) fn flush_until(
+        &mut self,
+        id: StreamId,
+        target: u64,
+        on_flushed: FlushCallback,
+    ) -> Result<(), StreamError> {
+        let origin = Origin::here();
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        let result = match entry.stream.close_reason() {
+            Some(reason) => Err(StreamError::Closed(reason)),
+            None if entry.stream.total_written() >= target => Ok(()),
+            None => {
+                let at = entry.flush_waiters.partition_point(|w| w.0 <= target);
+                entry.flush_waiters.insert(at, (target, on_flushed, origin));
+                return Ok(());
+            }
+        };
+        self.push_task(
+            origin,
+            TaskKind::Flushed {
+                stream: id,
+                result,
+                callback: on_flushed,
+            },
+        );
+        Ok(())
+    }
+
+    /// Puts `data` back at the front of the stream's read buffer (no read may be pending).
+    pub(crate) fn unread(&mut self, id: StreamId, data: Bytes) {
+        if let Some(entry) = self.entry_mut(id) {
+            entry.stream.unread(data);
+        }
+    }
+
+    /// Wakes `waker` when the listener is bound or fails to bind (now, if it already has).
+    pub(crate) fn poll_listener_bound(
+        &mut self,
+        id: ListenerId,
+        waker: &Waker,
+    ) -> std::task::Poll<Result<SocketAddr, io::ErrorKind>> {
+        let Some(l) = self.listeners.get_mut(id.0) else {
+            return std::task::Poll::Ready(Err(io::ErrorKind::NotConnected));
+        };
+        match l.bound {
+            Some(result) => std::task::Poll::Ready(result),
+            None => {
+                l.on_bound = Some(waker.clone());
+                std::task::Poll::Pending
+            }
+        }
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s
     } else if let Some(s) = panic.downcast_ref::<String>() {

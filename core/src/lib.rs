@@ -31,6 +31,7 @@ pub mod http;
 pub mod io_loop;
 pub mod slab;
 pub mod stream;
+pub mod task;
 pub mod testing;
 pub mod time;
 pub mod timer;

@@ -45,6 +45,28 @@ impl<T> Slab<T> {
         self.len == 0
     }
 
+    /// Gives memory back after a burst: when at most a quarter of the slots are occupied,
+    /// the empty slots at the end are dropped and the vectors shrunk.
+    ///
+    /// Trimmed slots forget their generations, so a stale key may later match a new entry
+    /// there: only for slabs whose users double-check an entry's identity (tasks do).
+    pub fn shrink_when_sparse(&mut self) {
+        const KEEP: usize = 64;
+        if self.slots.len() <= KEEP
+            || self.len * 4 > self.slots.len()
+            || self.slots.last().is_some_and(|s| s.value.is_some())
+        {
+            return;
+        }
+        while self.slots.len() > KEEP && self.slots.last().is_some_and(|s| s.value.is_none()) {
+            self.slots.pop();
+        }
+        let end = self.slots.len() as u32;
+        self.free.retain(|&i| i < end);
+        self.slots.shrink_to(self.slots.len().max(KEEP));
+        self.free.shrink_to(self.free.len().max(KEEP));
+    }
+
     /// Stores `value` and returns its key; freed slots are reused (lowest-recently freed last).
     pub fn insert(&mut self, value: T) -> Key {
         self.len += 1;

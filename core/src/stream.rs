@@ -342,6 +342,18 @@ impl Stream {
         self.read_buf = buf;
     }
 
+    /// Puts bytes a read took back at the front of the buffer (a cancelled read's result).
+    pub fn unread(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        let mut buf = BytesMut::with_capacity(data.len() + self.read_buf.len());
+        buf.extend_from_slice(&data);
+        buf.extend_from_slice(&self.read_buf);
+        self.read_buf = buf;
+        self.scanned = 0;
+    }
+
     /// Drops the pending read, returning it (used when the loop fails it on close).
     pub fn take_pending(&mut self) -> Option<ReadRequest> {
         self.pending.take()
