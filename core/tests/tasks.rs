@@ -93,8 +93,7 @@ proptest! {
         round(&mut io); // first polls: all pending
         let mut expected = Vec::new();
         let mut opened = [false; 8];
-        let mut r = 1;
-        for chunk in script.chunks(3) {
+        for (r, chunk) in (1..).zip(script.chunks(3)) {
             let mut this_round = Vec::new();
             for &(i, open) in chunk {
                 if open && !opened[i] {
@@ -106,7 +105,6 @@ proptest! {
             round_no.set(r);
             round(&mut io);
             expected.extend(this_round.into_iter().map(|i| (i, r)));
-            r += 1;
         }
         prop_assert_eq!(&*log.borrow(), &expected);
     }
@@ -355,7 +353,8 @@ fn sleep_timeout_and_interval_follow_loop_time() {
         let slow = timeout(ms(5), sleep(ms(20))).await;
         let mut every = task::interval(ms(10));
         for _ in 0..3 {
-            t.borrow_mut().push(every.tick().await);
+            let tick = every.tick().await;
+            t.borrow_mut().push(tick);
         }
         (slept, quick, slow)
     });
@@ -382,7 +381,8 @@ fn an_interval_skips_missed_ticks_after_a_stall() {
     io.spawn(async move {
         let mut every = task::interval(ms(10));
         for _ in 0..3 {
-            t.borrow_mut().push(every.tick().await);
+            let tick = every.tick().await;
+            t.borrow_mut().push(tick);
         }
     });
     round(&mut io);
@@ -567,7 +567,7 @@ fn dropping_the_loop_drops_its_tasks_and_cancels_their_joins() {
 #[test]
 #[should_panic(expected = "no loop is running a task")]
 fn async_apis_outside_a_task_panic_with_a_clear_message() {
-    let _ = sleep(ms(1));
+    drop(sleep(ms(1)));
 }
 
 #[test]
