@@ -52,6 +52,16 @@ impl<T> CallbackQueue<T> {
     pub fn pop(&mut self) -> Option<T> {
         self.queue.pop_front()
     }
+
+    /// Gives memory back after a burst (say, 100,000 tasks spawned at once): a queue holding
+    /// far fewer items than its capacity shrinks. Cheap to call after every round.
+    #[inline]
+    pub fn shrink_after_burst(&mut self) {
+        const KEEP: usize = 256;
+        if self.queue.capacity() > KEEP && self.queue.len() * 4 < self.queue.capacity() {
+            self.queue.shrink_to(KEEP.max(self.queue.len() * 2));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1293,6 +1293,7 @@ impl IoLoop {
             };
             self.run_task(task);
         }
+        self.callbacks.shrink_after_burst();
     }
 
     /// Moves callbacks added through a [`LocalHandle`] into the queue.

@@ -389,7 +389,7 @@ impl IoLoop {
         // Hand the allocation back so steady-state wakes never allocate.
         WOKEN.with(|w| {
             let mut w = w.borrow_mut();
-            if w.is_empty() && w.capacity() < woken.capacity() {
+            if w.is_empty() && w.capacity() < woken.capacity() && woken.capacity() <= 4096 {
                 *w = woken;
             }
         });
