@@ -38,6 +38,7 @@
 //! [`Request`] is the value the web layer gets (query and body arguments, cookies, remote
 //! ip after xheaders); [`HttpDate`] formats the cached `Date` header.
 
+mod async_service;
 pub mod client;
 mod config;
 mod date;
@@ -52,6 +53,7 @@ mod server;
 mod service;
 mod sink;
 
+pub use async_service::{FetchFuture, Response, ResponseWriter};
 pub use client::{
     ClientConfig, ClientConn, ClientEvent, ClientStats, FetchHandle, FetchResult, HttpClient,
     HttpError, HttpRequest, HttpResponse, ResponseError, ResponseHead, TimeoutPhase,

@@ -455,6 +455,11 @@ impl Responder {
         self.conn.upgrade().is_some_and(|c| !c.borrow().closed)
     }
 
+    /// The connection's stream, while the connection lives (e.g. for a close callback).
+    pub fn stream(&self) -> Option<StreamId> {
+        self.conn.upgrade().map(|c| c.borrow().stream)
+    }
+
     /// Sends a whole response; `Content-Length` comes from `body` unless `headers` have one.
     pub fn respond(
         mut self,
