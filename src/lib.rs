@@ -8,6 +8,7 @@ pub use eddy_drivers as drivers;
 pub use eddy_sim as sim;
 
 pub mod echo;
+pub mod echo_async;
 pub mod fetch;
 pub mod http_echo;
 pub mod scenarios;

@@ -5,8 +5,8 @@ mod common;
 
 use bytes::Bytes;
 use common::{backends, pattern, random_sizes, real_backends, run_pair, run_pair_at, Backend};
-use eddy::core::{CloseReason, IoLoop, ListenOptions, StreamError, StreamId};
-use eddy::echo;
+use eddy::core::{CloseReason, IoLoop, ListenOptions, ListenerId, StreamError, StreamId};
+use eddy::{echo, echo_async};
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -15,6 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const LIMIT: Duration = Duration::from_secs(20);
+
+type Serve = fn(&mut IoLoop, SocketAddr, ListenOptions) -> ListenerId;
+
+/// The echo service written with callbacks and with async/await: both pass the same tests.
+const SERVERS: [(&str, Serve); 2] = [
+    ("callback", echo::serve_with),
+    ("async", echo_async::serve_with),
+];
 
 /// Connects, writes `data` in `sizes`-sized writes (each after the previous one flushed),
 /// optionally half-closes, and hands the echo to `done`.
@@ -64,6 +72,13 @@ fn write_chain(
 }
 
 fn one_mib_echo(backend: Backend, bind: SocketAddr, half_close: bool) {
+    for (name, serve) in SERVERS {
+        eprintln!("{name} echo server on {backend:?}");
+        one_mib_echo_with(backend, bind, half_close, serve);
+    }
+}
+
+fn one_mib_echo_with(backend: Backend, bind: SocketAddr, half_close: bool, serve: Serve) {
     let data = Bytes::from(pattern(7, 1 << 20));
     let sizes = random_sizes(11, data.len(), 50_000);
     let expected = data.clone();
@@ -72,7 +87,7 @@ fn one_mib_echo(backend: Backend, bind: SocketAddr, half_close: bool) {
     run_pair_at(
         backend,
         bind,
-        echo::serve,
+        move |io, addr| serve(io, addr, ListenOptions::default()),
         move |io, addr| {
             echo_client(io, addr, data, sizes, half_close, move |io, _, r| {
                 *g.borrow_mut() = Some(r);
@@ -118,17 +133,21 @@ fn ipv6_loopback_echo_works_or_is_skipped_when_unavailable() {
 #[test]
 fn two_hundred_concurrent_clients_each_get_their_own_bytes_back() {
     const CLIENTS: usize = 200;
-    for backend in backends() {
+    for (backend, (name, serve)) in backends()
+        .into_iter()
+        .flat_map(|b| SERVERS.into_iter().map(move |s| (b, s)))
+    {
+        eprintln!("{name} echo server on {backend:?}");
         let finished = Rc::new(RefCell::new(0usize));
         let f = finished.clone();
         run_pair(
             backend,
-            |io, addr| {
+            move |io, addr| {
                 let options = ListenOptions {
                     backlog: 1024,
                     ..ListenOptions::default()
                 };
-                echo::serve_with(io, addr, options)
+                serve(io, addr, options)
             },
             move |io, addr| {
                 // All connects start in one turn: a backlog above CLIENTS avoids SYN drops
@@ -150,7 +169,7 @@ fn two_hundred_concurrent_clients_each_get_their_own_bytes_back() {
             },
             LIMIT,
         );
-        assert_eq!(*finished.borrow(), CLIENTS, "[{backend:?}]");
+        assert_eq!(*finished.borrow(), CLIENTS, "[{backend:?}] {name}");
     }
 }
 

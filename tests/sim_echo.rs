@@ -72,3 +72,15 @@ fn echo_passes_300_swarm_seeds_with_four_server_loops_sharing_the_port() {
     };
     assert_seeds(0..300, |seed| echo::run(seed, &opts));
 }
+
+#[test]
+fn async_echo_passes_1000_seeds_with_every_fault_on_and_1000_swarm_seeds() {
+    let hostile = ScenarioOptions {
+        faults: Some(FaultConfig::hostile()),
+        ..ScenarioOptions::default()
+    };
+    assert_seeds(0..1000, |seed| echo::run_async(seed, &hostile));
+    assert_seeds(0..1000, |seed| {
+        echo::run_async(seed, &ScenarioOptions::default())
+    });
+}

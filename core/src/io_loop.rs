@@ -486,6 +486,9 @@ pub struct IoLoop {
     pub(crate) loop_no: u32,
     /// Where `spawn_blocking` sends work; `None` runs it on the loop in a coming round.
     pub(crate) blocking: Option<Rc<dyn crate::task::BlockingPool>>,
+    /// Streams whose read result a task took during its poll: checked (close after end of
+    /// file, free) once the poll is over, so the task can still answer a half-closed peer.
+    pub(crate) streams_to_check: Vec<StreamId>,
 }
 
 impl Drop for IoLoop {
@@ -531,6 +534,7 @@ impl IoLoop {
             tasks: Slab::default(),
             loop_no: crate::task::next_loop_no(),
             blocking: None,
+            streams_to_check: Vec::new(),
         }
     }
 
@@ -1293,6 +1297,9 @@ impl IoLoop {
             };
             self.run_task(task);
         }
+        while let Some(id) = self.streams_to_check.pop() {
+            self.after_task(id);
+        }
         self.callbacks.shrink_after_burst();
     }
 
@@ -1829,7 +1836,7 @@ impl IoLoop {
         match entry.on_read.take() {
             Some(ReadWaiter::Done(result)) => {
                 entry.in_flight -= 1;
-                self.after_task(id);
+                self.streams_to_check.push(id);
                 Poll::Ready(result)
             }
             Some(ReadWaiter::Task(old)) => {
@@ -1865,7 +1872,7 @@ impl IoLoop {
                     entry.stream.unread(data);
                 }
                 self.queue_interest(id);
-                self.after_task(id);
+                self.streams_to_check.push(id);
             }
             other => entry.on_read = other,
         }

@@ -613,3 +613,23 @@ fn futures_io_traits_work_with_futures_copy_and_buffered_lines() {
     );
     assert_eq!(server.try_output(), Some(Ok(())));
 }
+
+#[test]
+fn a_task_can_still_answer_a_peer_that_half_closed_after_its_request() {
+    let mut io = IoLoop::default();
+    let mut net = FakeNet::new();
+    let (shared, id) = shared_stream(&mut io, &mut net);
+    io.spawn(async move {
+        let mut stream = shared.borrow_mut().take().unwrap();
+        let request = stream.read_to_end().await.unwrap();
+        stream
+            .write(format!("got {} bytes", request.len()))
+            .unwrap();
+        stream.flush().await.unwrap();
+    });
+    net.peer_send(id, b"GET / HTTP/1.0\r\n\r\n");
+    net.peer_shutdown(id);
+    assert!(net.run_until_idle(&mut io, true, 100));
+    assert_eq!(net.take_output(id), b"got 18 bytes");
+    assert!(io.closed(id));
+}

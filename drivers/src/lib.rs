@@ -33,6 +33,7 @@
 #[cfg(not(unix))]
 compile_error!("eddy-drivers supports Unix (Linux, macOS, the BSDs) only");
 
+mod blocking;
 mod clock;
 mod error;
 pub mod os;
@@ -41,11 +42,12 @@ mod selector;
 mod server;
 mod sys;
 
+pub use blocking::{BlockingThreads, MAX_BLOCKING_THREADS};
 pub use clock::MonoClock;
 pub use error::DriverError;
 pub use server::{
-    graceful_stop, listen_host, resolve_listen_addrs, serve_threads, spawn_threads, ThreadServer,
-    DEFAULT_GRACE,
+    graceful_stop, listen_host, resolve_listen_addrs, serve_threads, serve_threads_async,
+    spawn_threads, spawn_threads_async, ThreadServer, DEFAULT_GRACE,
 };
 
 use eddy_core::{IoLoop, LoopConfig};
@@ -278,9 +280,78 @@ pub fn run_sync<T: 'static>(
     }
 }
 
+/// Runs `future` as a task on a fresh loop and driver until it finishes, and returns its
+/// output (Tornado's `IOLoop.run_sync` for coroutines). Gives up after `timeout`, if any.
+///
+/// A panic in the task is resumed on the calling thread, as if `future` had run here.
+pub fn block_on<F>(
+    config: &DriverConfig,
+    timeout: Option<Duration>,
+    future: F,
+) -> Result<F::Output, DriverError>
+where
+    F: std::future::Future + 'static,
+{
+    let result = run_sync(config, timeout, move |io, done| {
+        io.spawn_detached(async move {
+            let handle = eddy_core::task::spawn(future);
+            let output = handle.await;
+            eddy_core::task::with_loop(|io| done.complete(io, output));
+        });
+    })?;
+    match result {
+        Ok(output) => Ok(output),
+        Err(eddy_core::task::JoinError::Panicked { message, location }) => {
+            panic!("task spawned at {location} panicked: {message}")
+        }
+        Err(eddy_core::task::JoinError::Cancelled) => Err(DriverError::NoResult),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_on_runs_a_task_with_timers_and_blocking_work_on_both_drivers() {
+        for kind in [DriverKind::Mio, DriverKind::Poll] {
+            let config = DriverConfig::with_kind(kind);
+            let v = block_on(&config, Some(Duration::from_secs(5)), async {
+                eddy_core::task::sleep(Duration::from_millis(5)).await;
+                let off_loop = std::thread::current().id();
+                let worker = eddy_core::task::spawn_blocking(move || {
+                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::current().id() != off_loop
+                })
+                .await
+                .unwrap();
+                (worker, 42)
+            })
+            .unwrap();
+            assert_eq!(
+                v,
+                (true, 42),
+                "{kind:?}: blocking work ran on a pool thread"
+            );
+        }
+    }
+
+    #[test]
+    fn the_blocking_pool_is_bounded_and_runs_every_job() {
+        let pool = BlockingThreads::new(3);
+        let (tx, rx) = std::sync::mpsc::channel();
+        for i in 0..50 {
+            let tx = tx.clone();
+            pool.submit(Box::new(move || {
+                std::thread::sleep(Duration::from_millis(1));
+                tx.send(i).unwrap();
+            }));
+            assert!(pool.threads() <= 3);
+        }
+        let mut got: Vec<i32> = (0..50).map(|_| rx.recv().unwrap()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..50).collect::<Vec<_>>());
+    }
 
     #[test]
     fn driver_kind_parses_names_and_rejects_others() {

@@ -122,6 +122,9 @@ impl<S: Selector> Reactor<S> {
         self.attached = true;
         io.set_waker(self.selector.waker());
         io.set_unix_time_origin(self.clock.unix_origin_nanos());
+        io.set_blocking_pool(std::rc::Rc::new(crate::blocking::PoolHandle(
+            crate::blocking::BlockingThreads::shared(),
+        )));
         if let Some(threshold) = self.config.slow_callback_threshold {
             let clock = self.clock;
             io.set_slow_callback_warning(threshold, Box::new(move || clock.now()));

@@ -283,6 +283,38 @@ where
     server.wait_for_signals(DEFAULT_GRACE)
 }
 
+/// [`spawn_threads`] with an async setup: `setup(addr)` runs as a task on each loop and
+/// should bind a [`TcpListener`](eddy_core::task::TcpListener) (or an `HttpServer`) on `addr`.
+pub fn spawn_threads_async<F, Fut>(
+    config: &DriverConfig,
+    threads: usize,
+    addr: SocketAddr,
+    setup: F,
+) -> Result<ThreadServer, DriverError>
+where
+    F: Fn(SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    spawn_threads(config, threads, addr, move |io, addr| {
+        io.spawn_detached(setup(addr));
+    })
+}
+
+/// [`serve_threads`] with an async setup (see [`spawn_threads_async`]).
+pub fn serve_threads_async<F, Fut>(
+    threads: usize,
+    addr: SocketAddr,
+    setup: F,
+) -> Result<(), DriverError>
+where
+    F: Fn(SocketAddr) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    serve_threads(threads, addr, move |io, addr| {
+        io.spawn_detached(setup(addr));
+    })
+}
+
 type Started = Result<(SocketAddr, Remote), DriverError>;
 
 fn loop_thread(
@@ -301,6 +333,17 @@ fn loop_thread(
     };
     setup(&mut io, addr);
     driver.perform_actions(&mut io)?;
+    // An async setup binds from a task: turn the loop until a listener answers (bounded).
+    for _ in 0..200 {
+        if io
+            .listener_ids()
+            .any(|id| io.listener_addr(id).is_some() || io.listener_error(id).is_some())
+            || (io.listener_ids().next().is_none() && io.task_count() == 0)
+        {
+            break;
+        }
+        driver.turn(&mut io, Some(Duration::from_millis(5)))?;
+    }
     let listeners: Vec<ListenerId> = io.listener_ids().collect();
     let mut local = None;
     for id in &listeners {

@@ -74,6 +74,11 @@ pub fn run(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
     run_with_server(seed, opts, crate::echo::serve_with)
 }
 
+/// Runs one seed against [`crate::echo_async::serve_with`], the async/await echo.
+pub fn run_async(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
+    run_with_server(seed, opts, crate::echo_async::serve_with)
+}
+
 /// Runs one seed against a server with a planted bug (see [`buggy_serve`]); expected to fail.
 pub fn run_buggy(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
     run_with_server(seed, opts, buggy_serve)

@@ -53,6 +53,11 @@ pub fn all() -> &'static [Scenario] {
             run: echo::run,
         },
         Scenario {
+            name: "echo_async",
+            about: "the echo workload against eddy::echo_async, the async/await server",
+            run: echo::run_async,
+        },
+        Scenario {
             name: "buggy_echo",
             about: "echo against a server with a planted bug (corrupts a 1-byte read after a 3 s pause); should fail",
             run: echo::run_buggy,

@@ -433,6 +433,9 @@ impl IoLoop {
                 }
             }
         });
+        while let Some(id) = self.streams_to_check.pop() {
+            self.after_task(id);
+        }
         let slot = self
             .tasks
             .get_mut(key)
@@ -469,6 +472,9 @@ impl IoLoop {
             slot.header.key.store(DONE, Ordering::Release);
             if let Some(future) = slot.future {
                 self.enter(|| drop_quietly(future));
+            }
+            while let Some(id) = self.streams_to_check.pop() {
+                self.after_task(id);
             }
             if let Some(join) = slot.join {
                 join.fail(JoinError::Cancelled);

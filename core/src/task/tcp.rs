@@ -68,44 +68,59 @@ impl TcpListener {
     /// Connections are accepted as they come; at most `options.backlog` wait for `accept`,
     /// and further ones are closed at once (logged), so an idle acceptor cannot pile them up.
     pub async fn bind_with(addr: SocketAddr, options: ListenOptions) -> io::Result<TcpListener> {
+        let mut listener = with_loop(|io| TcpListener::listen_on(io, addr, options));
+        listener.bound().await?;
+        Ok(listener)
+    }
+
+    /// Starts listening from callback code (no bind result yet: await [`bound`](Self::bound)
+    /// in a task, or read [`IoLoop::listener_addr`] once the driver has bound it).
+    pub fn listen_on(io: &mut IoLoop, addr: SocketAddr, options: ListenOptions) -> TcpListener {
         let queue = Rc::new(RefCell::new(AcceptQueue {
             ready: VecDeque::new(),
             waker: None,
             limit: options.backlog.max(1) as usize,
         }));
-        let (id, bound) = with_loop(|io| {
-            let q = queue.clone();
-            let id = io.listen(addr, options, move |io, stream, peer| {
-                let mut q = q.borrow_mut();
-                if q.ready.len() >= q.limit {
-                    tracing::warn!(%peer, "accept queue full; closing the new connection");
-                    io.close(stream);
-                    return;
-                }
-                q.ready.push_back((stream, peer));
-                if let Some(waker) = q.waker.take() {
-                    waker.wake();
-                }
-            });
-            (id, LoopBound::of(io))
+        let q = queue.clone();
+        let id = io.listen(addr, options, move |io, stream, peer| {
+            let mut q = q.borrow_mut();
+            if q.ready.len() >= q.limit {
+                tracing::warn!(%peer, "accept queue full; closing the new connection");
+                io.close(stream);
+                return;
+            }
+            q.ready.push_back((stream, peer));
+            if let Some(waker) = q.waker.take() {
+                waker.wake();
+            }
         });
-        let mut listener = TcpListener {
+        TcpListener {
             id,
             addr,
             queue,
-            bound,
-        };
-        let bound = std::future::poll_fn(|cx| {
-            listener
-                .bound
-                .with(|io| io.poll_listener_bound(id, cx.waker()))
-        })
-        .await;
-        listener.addr = bound.map_err(io::Error::from)?;
-        Ok(listener)
+            bound: LoopBound::of(io),
+        }
     }
 
-    /// The bound address (with the real port when port 0 was asked for).
+    /// Waits until the driver has bound the socket; then [`local_addr`](Self::local_addr)
+    /// is the real address.
+    pub async fn bound(&mut self) -> io::Result<SocketAddr> {
+        let id = self.id;
+        let bound = &self.bound;
+        let result =
+            std::future::poll_fn(|cx| bound.with(|io| io.poll_listener_bound(id, cx.waker())))
+                .await;
+        self.addr = result.map_err(io::Error::from)?;
+        Ok(self.addr)
+    }
+
+    /// The listener's id on its loop.
+    pub fn id(&self) -> ListenerId {
+        self.id
+    }
+
+    /// The bound address (with the real port when port 0 was asked for), once
+    /// [`bound`](Self::bound) has returned; the requested address before.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -223,6 +238,13 @@ impl TcpStream {
     /// The peer's address.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// Bytes queued for writing and not yet taken by the socket.
+    pub fn write_queued(&self) -> usize {
+        let id = self.id;
+        self.bound
+            .with(|io| io.stream(id).map_or(0, |s| s.write_queued()))
     }
 
     /// Why the stream closed, if it has.
