@@ -4,7 +4,7 @@
 //! Written against the IoLoop API only, so the example, the driver tests and the simulator
 //! run this same code.
 
-use eddy_core::http::{HttpConfig, HttpServer, Request, Responder};
+use eddy_core::http::{HttpConfig, HttpServer, Request, Responder, Response};
 use eddy_core::{IoLoop, ListenOptions, ListenerId};
 use http::header::{HeaderName, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -26,6 +26,36 @@ pub fn handle(io: &mut IoLoop, req: Request, resp: Responder) {
         HeaderValue::from_static("application/octet-stream"),
     );
     let _ = resp.respond(io, StatusCode::OK, &headers, req.body.clone());
+}
+
+/// The same answer from an async handler.
+pub async fn answer(req: Request) -> Response {
+    let mut response = Response::new(StatusCode::OK).with_body(req.body.clone());
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            response.headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-method", req.method.as_str());
+    put("x-path", &req.target());
+    put("x-body-length", &req.body.len().to_string());
+    response.headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+/// Serves the echo service with the async handler [`answer`] (one task per request).
+pub fn serve_async(
+    io: &mut IoLoop,
+    addr: SocketAddr,
+    config: HttpConfig,
+    options: ListenOptions,
+) -> (HttpServer, ListenerId) {
+    let server = HttpServer::with_config_async(config, answer);
+    let listener = server.listen(io, addr, options);
+    (server, listener)
 }
 
 /// Serves the echo service at `addr`; returns the server (for its stats) and its listener.

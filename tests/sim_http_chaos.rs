@@ -58,3 +58,42 @@ fn http_chaos_hostile_world_still_ends_every_request_once() {
         );
     }
 }
+
+/// The same workload with an async handler and clients written as tasks.
+fn run_async(seeds: std::ops::Range<u64>, faults: Option<FaultConfig>) -> (u64, u64) {
+    let opts = ScenarioOptions {
+        faults,
+        ..ScenarioOptions::default()
+    };
+    let (ok, failed) = (AtomicU64::new(0), AtomicU64::new(0));
+    assert_seeds(seeds, |seed| {
+        let (report, outcomes) = http_chaos::run_styled(seed, &opts, http_chaos::Style::Async)?;
+        ok.fetch_add(outcomes.ok, Ordering::Relaxed);
+        failed.fetch_add(outcomes.failed, Ordering::Relaxed);
+        Ok(report)
+    });
+    (ok.into_inner(), failed.into_inner())
+}
+
+#[test]
+fn http_chaos_async_swarm_seeds_every_request_gets_exactly_one_matching_result() {
+    let (ok, failed) = run_async(0..SWARM_SEEDS, None);
+    println!("async swarm: {ok} answered, {failed} failed");
+    assert!(ok > 0);
+}
+
+#[test]
+fn http_chaos_async_calm_world_answers_every_request_and_replays_exactly() {
+    let (ok, failed) = run_async(0..10, Some(FaultConfig::none()));
+    assert_eq!(failed, 0);
+    assert!(
+        ok >= 10 * 20 * http_chaos::REQUESTS_PER_CLIENT as u64
+            || std::env::var("EDDY_SEED").is_ok()
+    );
+    for seed in [3, 77] {
+        eddy_sim::check_determinism(seed, |s| {
+            http_chaos::run_async(s, &ScenarioOptions::default())
+        })
+        .unwrap();
+    }
+}

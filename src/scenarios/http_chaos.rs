@@ -17,6 +17,7 @@ use super::ScenarioOptions;
 use crate::core::http::{
     ClientConfig, FetchResult, HttpClient, HttpConfig, HttpError, HttpRequest,
 };
+use crate::core::task;
 use crate::core::{Duration, Instant, IoLoop, ListenOptions};
 use bytes::Bytes;
 use eddy_sim::{RunReport, Sim, SimError};
@@ -99,13 +100,36 @@ pub struct Outcomes {
     pub failed: u64,
 }
 
+/// How the server and the clients are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    /// Callbacks: `HttpServer::with_config` and `HttpClient::fetch`.
+    Callback,
+    /// Tasks: an async handler, and clients as tasks awaiting `fetch_async` and `sleep`.
+    Async,
+}
+
 /// Runs one seed.
 pub fn run(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
     run_counted(seed, opts).map(|(report, _)| report)
 }
 
+/// Runs one seed with an async server and async clients.
+pub fn run_async(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
+    run_styled(seed, opts, Style::Async).map(|(report, _)| report)
+}
+
 /// Runs one seed and also says how its requests ended.
 pub fn run_counted(seed: u64, opts: &ScenarioOptions) -> Result<(RunReport, Outcomes), SimError> {
+    run_styled(seed, opts, Style::Callback)
+}
+
+/// Runs one seed in the given style and says how its requests ended.
+pub fn run_styled(
+    seed: u64,
+    opts: &ScenarioOptions,
+    style: Style,
+) -> Result<(RunReport, Outcomes), SimError> {
     let mut sim = match &opts.faults {
         Some(f) => Sim::with_faults(seed, f.clone()),
         None => Sim::new(seed),
@@ -119,7 +143,12 @@ pub fn run_counted(seed: u64, opts: &ScenarioOptions) -> Result<(RunReport, Outc
             body_timeout: Some(Duration::from_secs(10)),
             ..HttpConfig::default()
         };
-        crate::http_echo::serve(io, addr, config, ListenOptions::default());
+        match style {
+            Style::Callback => crate::http_echo::serve(io, addr, config, ListenOptions::default()),
+            Style::Async => {
+                crate::http_echo::serve_async(io, addr, config, ListenOptions::default())
+            }
+        };
     });
     let mut app_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d);
     let clients = if opts.clients == ScenarioOptions::default().clients {
@@ -138,7 +167,16 @@ pub fn run_counted(seed: u64, opts: &ScenarioOptions) -> Result<(RunReport, Outc
                 ..ClientConfig::default()
             });
             for chain in 0..CHAINS_PER_CLIENT {
-                next(io, &client, addr, plan.clone(), chain, records.clone());
+                match style {
+                    Style::Callback => {
+                        next(io, &client, addr, plan.clone(), chain, records.clone())
+                    }
+                    Style::Async => {
+                        let chain_task =
+                            run_chain(client.clone(), addr, plan.clone(), chain, records.clone());
+                        io.spawn_detached(chain_task);
+                    }
+                }
             }
         });
         // A client crash would lose its own bookkeeping; the server is the one that crashes.
@@ -220,6 +258,27 @@ fn next(
             );
         });
     });
+}
+
+/// A chain of requests as one task: pause, fetch, check, and on to the chain's next request.
+async fn run_chain(
+    client: HttpClient,
+    addr: SocketAddr,
+    plan: Rc<Vec<Planned>>,
+    first: usize,
+    records: Rc<RefCell<Vec<Record>>>,
+) {
+    for i in (first..plan.len()).step_by(CHAINS_PER_CLIENT) {
+        let p = &plan[i];
+        task::sleep(p.pause).await;
+        records.borrow_mut()[i].started = Some(task::with_loop(|io| io.now()));
+        let mut request = HttpRequest::new(p.method.clone(), format!("http://{addr}{}", p.path));
+        request.body = p.body.clone();
+        request.connect_timeout = Some(CONNECT_TIMEOUT);
+        request.request_timeout = Some(REQUEST_TIMEOUT);
+        let result = client.fetch_async(request).await;
+        task::with_loop(|io| check(io, p, &mut records.borrow_mut()[i], result));
+    }
 }
 
 /// The safety checks on one result; a violation panics, failing the seed on the spot.

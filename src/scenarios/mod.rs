@@ -68,6 +68,11 @@ pub fn all() -> &'static [Scenario] {
             run: http_chaos::run,
         },
         Scenario {
+            name: "http_chaos_async",
+            about: "http_chaos with an async handler and clients written as tasks (fetch_async, sleep)",
+            run: http_chaos::run_async,
+        },
+        Scenario {
             name: "timers",
             about: "hour-long timers and periodic callbacks fire exactly on time in virtual time",
             run: timers::run,
