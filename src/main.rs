@@ -16,12 +16,14 @@ usage:
   eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY] [--follow-redirects] [--include]
              [--timeout S]
   eddy sim --scenario NAME [--seeds A..B] [--faults swarm|none|hostile] [--clients N]
-           [--server-loops N] [--threads N] [--check-determinism] [--trace out.json] [--trace-lines out.jsonl]
+           [--server-loops N] [--threads N] [--check-determinism] [--hashes] [--trace out.json]
+           [--trace-lines out.jsonl]
   eddy sim --list
 
 `eddy sim` runs scenario NAME for every seed in A..B (default 0..100; EDDY_SEED=n runs just n),
 in parallel, prints a progress line, each failure with the command that replays it, and a
-summary. --check-determinism runs every seed twice and fails on differing trace hashes.
+summary. --check-determinism runs every seed twice and fails on differing trace hashes;
+--hashes prints each seed's trace hash (compare runs across machines and commits).
 --trace writes the Chrome trace-event JSON (chrome://tracing, Perfetto) of the first failing
 seed (or of the first seed if none fails); --trace-lines writes it as JSON lines.";
 
@@ -33,6 +35,7 @@ struct SimArgs {
     server_loops: Option<usize>,
     threads: Option<usize>,
     determinism: bool,
+    hashes: bool,
     trace: Option<String>,
     trace_lines: Option<String>,
 }
@@ -100,6 +103,7 @@ fn parse_sim(args: &[String]) -> Result<SimArgs, String> {
         server_loops: None,
         threads: None,
         determinism: false,
+        hashes: false,
         trace: None,
         trace_lines: None,
     };
@@ -133,6 +137,7 @@ fn parse_sim(args: &[String]) -> Result<SimArgs, String> {
                 out.threads = Some(value()?.parse().map_err(|_| "--threads wants a number")?)
             }
             "--check-determinism" => out.determinism = true,
+            "--hashes" => out.hashes = true,
             "--trace" => out.trace = Some(value()?),
             "--trace-lines" => out.trace_lines = Some(value()?),
             other => return Err(format!("unknown option {other:?}")),
@@ -214,14 +219,29 @@ fn sim(a: SimArgs) -> ExitCode {
     }
     let opts_ref = &opts;
     let determinism = a.determinism;
+    let hashes = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let summary = run_seeds(a.seeds.clone(), &run, |seed| {
-        if determinism {
+        let result = if determinism {
             check_determinism(seed, |s| (scenario.run)(s, opts_ref))
         } else {
             (scenario.run)(seed, opts_ref)
-        }
+        };
+        let hash = result.as_ref().ok().map(|r| r.trace_hash);
+        hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seed, hash);
+        result
     });
     eprintln!();
+    if a.hashes {
+        for (seed, hash) in hashes.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            match hash {
+                Some(h) => println!("seed {seed}: trace hash {h:016x}"),
+                None => println!("seed {seed}: failed"),
+            }
+        }
+    }
     let virt = summary.virtual_time.as_secs_f64();
     let wall = summary.wall.as_secs_f64();
     println!(
