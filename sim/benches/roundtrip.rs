@@ -1,6 +1,9 @@
 //! Simulator throughput: 50 clients doing 64-byte round trips with an echo server, on one
 //! core, with and without 1-10 ms link latency; and the wall time of 9 idle virtual hours.
 //!
+//! The same workload is also written with async/await (an accept loop and one task per
+//! connection on the server, one task per client), so the two styles compare in one run.
+//!
 //! Run with `cargo bench -p eddy-sim`. Prints simulated round trips per wall-clock second.
 
 use eddy_core::{Duration, Instant, IoLoop, ListenOptions, StreamId};
@@ -58,7 +61,51 @@ fn world(seed: u64, faults: FaultConfig, trips: u64) -> Sim {
     sim
 }
 
-fn bench_round_trips(label: &str, faults: FaultConfig, trips: u64) {
+/// The same world written with tasks.
+fn world_async(seed: u64, faults: FaultConfig, trips: u64) -> Sim {
+    use eddy_core::task::{self, TcpListener, TcpStream};
+    let mut sim = Sim::with_faults(seed, faults);
+    let addr = SocketAddr::new(Sim::ip_of_nth_host(0), 7);
+    sim.host("server", move |io| {
+        let mut listener = TcpListener::listen_on(io, addr, ListenOptions::default());
+        io.spawn_detached(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                task::spawn(async move {
+                    while let Ok(data) = conn.read_some(64 * 1024).await {
+                        if conn.write(data).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    sim.host("clients", move |io| {
+        let done = Rc::new(Cell::new(0));
+        for _ in 0..CLIENTS {
+            let done = done.clone();
+            io.spawn_detached(async move {
+                let Ok(mut conn) = TcpStream::connect(addr).await else {
+                    return;
+                };
+                for _ in 0..trips {
+                    if conn.write(&MSG[..]).is_err() || conn.read_exact(MSG.len()).await.is_err() {
+                        return;
+                    }
+                }
+                done.set(done.get() + 1);
+                if done.get() == CLIENTS as u64 {
+                    task::with_loop(|io| io.stop());
+                }
+            });
+        }
+    });
+    sim
+}
+
+type World = fn(u64, FaultConfig, u64) -> Sim;
+
+fn bench_round_trips(label: &str, world: World, faults: FaultConfig, trips: u64) {
     // Warm up once, then measure the best of three.
     let mut best = f64::MAX;
     let mut virt = Duration::ZERO;
@@ -112,15 +159,16 @@ fn main() {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(20_000);
-    if wanted("no latency") {
-        bench_round_trips("no latency", FaultConfig::none(), trips);
-    }
-    if wanted("1-10 ms latency") {
-        bench_round_trips(
-            "1-10 ms latency",
-            FaultConfig::latency(Duration::from_millis(1), Duration::from_millis(10)),
-            trips,
-        );
+    let latency = FaultConfig::latency(Duration::from_millis(1), Duration::from_millis(10));
+    for (label, world, faults) in [
+        ("no latency", world as World, FaultConfig::none()),
+        ("1-10 ms latency", world, latency.clone()),
+        ("async no latency", world_async, FaultConfig::none()),
+        ("async 1-10 ms latency", world_async, latency),
+    ] {
+        if wanted(label) {
+            bench_round_trips(label, world, faults, trips);
+        }
     }
     if wanted("idle") {
         bench_idle_hours();
