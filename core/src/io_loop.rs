@@ -463,7 +463,30 @@ struct SlowWarning {
 }
 
 /// Tornado's IOLoop as a state machine; see the module docs for the driver's side.
+///
+/// The state lives behind one pointer, so making the loop current for a task's poll (see
+/// [`crate::task`]) moves 8 bytes, not the whole loop.
 pub struct IoLoop {
+    state: Box<LoopState>,
+}
+
+impl std::ops::Deref for IoLoop {
+    type Target = LoopState;
+    #[inline(always)]
+    fn deref(&self) -> &LoopState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for IoLoop {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut LoopState {
+        &mut self.state
+    }
+}
+
+/// Everything an [`IoLoop`] holds.
+pub struct LoopState {
     pub(crate) now: Instant,
     config: LoopConfig,
     pub(crate) timers: TimerHeap<TimerAction>,
@@ -509,32 +532,34 @@ impl IoLoop {
     /// A loop whose clock starts at [`Instant::ZERO`] until the driver says otherwise.
     pub fn new(config: LoopConfig) -> IoLoop {
         IoLoop {
-            now: Instant::ZERO,
-            config,
-            timers: TimerHeap::new(),
-            callbacks: CallbackQueue::new(),
-            streams: Slab::default(),
-            listeners: Slab::default(),
-            periodics: Slab::default(),
-            actions: VecDeque::new(),
-            remote: Arc::new(RemoteShared {
-                queue: Mutex::new(Vec::new()),
-                woken: Mutex::new(Vec::new()),
-                pending: AtomicBool::new(false),
-                waker: Mutex::new(None),
+            state: Box::new(LoopState {
+                now: Instant::ZERO,
+                config,
+                timers: TimerHeap::new(),
+                callbacks: CallbackQueue::new(),
+                streams: Slab::default(),
+                listeners: Slab::default(),
+                periodics: Slab::default(),
+                actions: VecDeque::new(),
+                remote: Arc::new(RemoteShared {
+                    queue: Mutex::new(Vec::new()),
+                    woken: Mutex::new(Vec::new()),
+                    pending: AtomicBool::new(false),
+                    waker: Mutex::new(None),
+                }),
+                local: LocalHandle {
+                    queue: Rc::default(),
+                },
+                read_buffers: BufferPool::new(READ_POOL_BUFFERS, config.read_chunk_size * 2),
+                stopped: false,
+                slow: None,
+                stats: LoopStats::default(),
+                unix_origin_nanos: 0,
+                tasks: Slab::default(),
+                loop_no: crate::task::next_loop_no(),
+                blocking: None,
+                streams_to_check: Vec::new(),
             }),
-            local: LocalHandle {
-                queue: Rc::default(),
-            },
-            read_buffers: BufferPool::new(READ_POOL_BUFFERS, config.read_chunk_size * 2),
-            stopped: false,
-            slow: None,
-            stats: LoopStats::default(),
-            unix_origin_nanos: 0,
-            tasks: Slab::default(),
-            loop_no: crate::task::next_loop_no(),
-            blocking: None,
-            streams_to_check: Vec::new(),
         }
     }
 
@@ -765,9 +790,10 @@ impl IoLoop {
         entry.lifecycle.on_connect = Some((Box::new(on_connect), origin));
         let id = StreamId(self.streams.insert(entry));
         if let Some(t) = timeout {
+            let deadline = self.now + t;
             let timer = self
                 .timers
-                .insert(self.now + t, TimerAction::ConnectTimeout(id));
+                .insert(deadline, TimerAction::ConnectTimeout(id));
             self.entry_mut(id)
                 .expect("just inserted")
                 .lifecycle
@@ -1142,13 +1168,14 @@ impl IoLoop {
     /// Lends the stream's read buffer: read into its spare room (`chunk_mut`), `advance_mut`
     /// by the count, then call [`IoLoop::handle_read`]. `None`: the stream does not read now.
     pub fn read_buf(&mut self, id: StreamId) -> Option<Limit<&mut BytesMut>> {
-        let entry = self.streams.get_mut(id.0)?;
+        let state = &mut *self.state;
+        let entry = state.streams.get_mut(id.0)?;
         if entry.close_queued || !entry.stream.interest().readable {
             return None;
         }
         if entry.stream.needs_buffer() {
-            if let Some(unused) = entry.stream.install_buffer(self.read_buffers.take()) {
-                self.read_buffers.give(unused);
+            if let Some(unused) = entry.stream.install_buffer(state.read_buffers.take()) {
+                state.read_buffers.give(unused);
             }
         }
         entry.stream.read_buf()
@@ -1286,7 +1313,8 @@ impl IoLoop {
         if !self.local.queue.borrow().is_empty() {
             self.take_local_callbacks();
         }
-        while let Some((_, action)) = self.timers.pop_expired(self.now) {
+        let now = self.now;
+        while let Some((_, action)) = self.timers.pop_expired(now) {
             self.fire_timer(action);
         }
         self.take_woken_tasks();

@@ -28,13 +28,34 @@ thread_local! {
 pub fn with_loop<R>(f: impl FnOnce(&mut IoLoop) -> R) -> R {
     CURRENT.with(|current| {
         let Ok(mut current) = current.try_borrow_mut() else {
-            panic!("eddy: with_loop called inside with_loop (the loop is already lent out)");
+            lent_out()
         };
         let Some(io) = current.as_mut() else {
-            panic!("eddy: no loop is running a task on this thread; async eddy APIs work inside tasks spawned on an IoLoop");
+            no_loop()
         };
         f(io)
     })
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn lent_out() -> ! {
+    panic!("eddy: with_loop called inside with_loop (the loop is already lent out)")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn no_loop() -> ! {
+    panic!("eddy: no loop is running a task on this thread; async eddy APIs work inside tasks spawned on an IoLoop")
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn other_loop() -> ! {
+    panic!("eddy: an async stream or timer was used on another loop than its own")
 }
 
 /// Like [`with_loop`], but `None` instead of a panic when no loop is current (or it is lent).
@@ -100,10 +121,9 @@ impl LoopBound {
     #[track_caller]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut IoLoop) -> R) -> R {
         with_loop(|io| {
-            assert_eq!(
-                io.loop_no, self.loop_no,
-                "eddy: an async stream or timer was used on another loop than its own"
-            );
+            if io.loop_no != self.loop_no {
+                other_loop();
+            }
             f(io)
         })
     }

@@ -47,6 +47,8 @@ pub(crate) struct TaskHeader {
     /// `abort` was called: the next poll drops the future instead.
     aborted: AtomicBool,
     remote: Arc<RemoteShared>,
+    /// Where the task was spawned (its polls are logged as coming from there).
+    location: &'static Location<'static>,
 }
 
 impl TaskHeader {
@@ -77,13 +79,21 @@ impl Wake for TaskHeader {
             // The loop's own thread: no lock, and no allocation once the list has grown.
             WOKEN.with(|w| w.borrow_mut().push(self.clone()));
         } else {
-            self.remote
-                .woken
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(self.clone());
-            self.remote.notify();
+            self.wake_from_another_thread();
         }
+    }
+}
+
+impl TaskHeader {
+    #[cold]
+    #[inline(never)]
+    fn wake_from_another_thread(self: &Arc<Self>) {
+        self.remote
+            .woken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(self.clone());
+        self.remote.notify();
     }
 }
 
@@ -324,6 +334,7 @@ impl IoLoop {
             scheduled: AtomicBool::new(true),
             aborted: AtomicBool::new(false),
             remote: self.remote.clone(),
+            location: origin.location,
         });
         let key = self.tasks.insert(TaskSlot {
             future: Some(future),
@@ -341,17 +352,11 @@ impl IoLoop {
     }
 
     /// Queues a poll of the task in the coming round.
+    #[inline]
     pub(crate) fn queue_poll(&mut self, header: Arc<TaskHeader>) {
-        let Some(location) = header
-            .key()
-            .and_then(|k| self.tasks.get(k))
-            .map(|slot| slot.origin.location)
-        else {
-            return;
-        };
         // The span is entered by `poll_task` from the slot, so the queued entry clones none.
         let origin = Origin {
-            location,
+            location: header.location,
             span: None,
         };
         self.callbacks
@@ -440,16 +445,24 @@ impl IoLoop {
             .tasks
             .get_mut(key)
             .expect("a task's slot outlives its poll");
+        if let PollEnd::Pending(future) = end {
+            slot.future = Some(future);
+            return;
+        }
+        self.end_task(key, end);
+    }
+
+    /// A task finished, was aborted or panicked: frees its slot and tells its join handle.
+    #[inline(never)]
+    fn end_task(&mut self, key: Key, end: PollEnd) {
+        let slot = self.tasks.get_mut(key).expect("present");
         let failure = match end {
-            PollEnd::Pending(future) => {
-                slot.future = Some(future);
-                return;
-            }
+            PollEnd::Pending(_) => unreachable!("handled by poll_task"),
             PollEnd::Finished => None,
             PollEnd::Aborted => Some(JoinError::Cancelled),
             PollEnd::Panicked(message) => {
-                self.stats.task_panics += 1;
                 let location = slot.origin.location;
+                self.stats.task_panics += 1;
                 tracing::error!(spawned_at = %location, panic = %message, "task panicked; loop continues");
                 Some(JoinError::Panicked { message, location })
             }

@@ -332,13 +332,19 @@ impl TcpStream {
 
     /// Before a one-shot read: bytes an `AsyncRead` poll left over, and its pending read, go
     /// back to the stream, so every read sees the bytes in order.
+    #[inline]
     fn unread_chunk(&mut self) {
+        if !self.chunk.is_empty() || self.polling_read {
+            self.give_back_chunk();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn give_back_chunk(&mut self) {
         let id = self.id;
         let chunk = std::mem::take(&mut self.chunk);
         let polling = std::mem::replace(&mut self.polling_read, false);
-        if chunk.is_empty() && !polling {
-            return;
-        }
         self.bound.with(|io| {
             if polling {
                 io.cancel_task_read(id);
