@@ -152,3 +152,33 @@ fn graceful_stop_is_bounded_by_the_grace_period_when_a_client_never_reads() {
     );
     drop(s);
 }
+
+#[test]
+fn async_setup_binds_from_a_task_on_every_thread() {
+    for kind in [DriverKind::Mio, DriverKind::Poll] {
+        let server = eddy::drivers::spawn_threads_async(
+            &DriverConfig::with_kind(kind),
+            2,
+            ([127, 0, 0, 1], 0).into(),
+            |addr| async move {
+                let options = ListenOptions {
+                    reuse_port: true,
+                    ..ListenOptions::default()
+                };
+                eddy::echo_async::serve(addr, options)
+                    .await
+                    .expect("bind in the task");
+            },
+        )
+        .expect("threads start once their tasks have bound");
+        assert_ne!(server.local_addr().port(), 0);
+        for i in 0..32 {
+            round_trip(server.local_addr(), i);
+        }
+        let stats = stats_of(&server);
+        assert_eq!(stats.len(), 2);
+        assert!(stats.iter().all(|s| s.tasks_spawned >= 1), "{stats:?}");
+        server.shutdown(Duration::from_secs(1));
+        server.join().expect("threads join");
+    }
+}
