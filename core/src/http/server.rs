@@ -17,7 +17,7 @@ use super::framing::{
     encode_chunk, encode_last_chunk, parse_content_length, scan_head_end, ChunkedDecoder, Decoded,
     HeadScan,
 };
-use super::head::{parse_request_head, BodyFraming, RequestHead};
+use super::head::{parse_request_head, BodyFraming, FieldSpan, RequestHead};
 use super::sink::ResponseSink;
 
 /// What [`ServerConn::poll_event`] found; drain events until `NeedData`, `Paused` or `Closed`.
@@ -170,8 +170,8 @@ pub struct ServerConn {
     body_received: u64,
     /// Bumped on each change of read phase (see [`ReadTimeout`]).
     phase: u64,
-    /// A header map handed back by the application, reused for the next head.
-    spare_headers: Option<HeaderMap>,
+    /// A field list handed back (from a finished head), reused for the next head.
+    spare_fields: Vec<FieldSpan>,
     /// The current request is HTTP/1.0.
     http10: bool,
     /// Content-Length of the response being written (for error messages).
@@ -199,7 +199,7 @@ impl ServerConn {
             max_body_size,
             body_received: 0,
             phase: 0,
-            spare_headers: None,
+            spare_fields: Vec::new(),
             http10: false,
             response_declared: 0,
         }
@@ -269,10 +269,27 @@ impl ServerConn {
         self.max_body_size = max_body_size;
     }
 
-    /// Hands back a header map (e.g. of a finished request) to be reused for the next head.
-    pub fn recycle_headers(&mut self, mut headers: HeaderMap) {
-        headers.clear();
-        self.spare_headers = Some(headers);
+    /// Hands back a finished head: the next head is parsed into its field list, so a
+    /// keep-alive connection allocates nothing per request.
+    pub fn recycle_head(&mut self, mut head: RequestHead) {
+        self.give_fields(head.take_fields());
+    }
+
+    /// Gives the machine a field list for the next head (kept only if it has none).
+    pub(crate) fn give_fields(&mut self, fields: Vec<FieldSpan>) {
+        if self.spare_fields.capacity() == 0 {
+            self.spare_fields = fields;
+        }
+    }
+
+    /// True when the machine has no field list of its own for the next head.
+    pub(crate) fn needs_fields(&self) -> bool {
+        self.spare_fields.capacity() == 0
+    }
+
+    /// Takes back the machine's spare field list (an idle connection then holds none).
+    pub(crate) fn take_spare_fields(&mut self) -> Vec<FieldSpan> {
+        std::mem::take(&mut self.spare_fields)
     }
 
     // ----- getters ------------------------------------------------------------------------
@@ -593,7 +610,7 @@ impl ServerConn {
                 ServerEvent::NeedData
             }
             Ok(HeadScan::Complete(end)) => {
-                let spare = self.spare_headers.take().unwrap_or_default();
+                let spare = std::mem::take(&mut self.spare_fields);
                 match parse_request_head(buf, end, spare) {
                     Ok(head) => self.start_request(head),
                     Err(e) => self.fail(e),
@@ -603,15 +620,15 @@ impl ServerConn {
     }
 
     fn start_request(&mut self, head: RequestHead) -> ServerEvent {
-        self.keep_alive = head.keep_alive && !self.config.no_keep_alive && !self.peer_eof;
-        self.head_request = head.method == Method::HEAD;
-        self.http10 = head.version == Version::HTTP_10;
-        self.continue_pending = head.expect_continue && head.framing != BodyFraming::Empty;
+        self.keep_alive = head.keep_alive() && !self.config.no_keep_alive && !self.peer_eof;
+        self.head_request = head.method() == Method::HEAD;
+        self.http10 = head.version() == Version::HTTP_10;
+        self.continue_pending = head.expect_continue() && head.framing() != BodyFraming::Empty;
         self.max_body_size = self.config.max_body_size;
         self.body_received = 0;
         self.phase += 1;
         self.write = WriteState::Ready;
-        self.read = ReadState::Body(match head.framing {
+        self.read = ReadState::Body(match head.framing() {
             BodyFraming::Empty => BodyDecoder::Length { remaining: 0 },
             BodyFraming::Length(n) => BodyDecoder::Length { remaining: n },
             BodyFraming::Chunked => BodyDecoder::Chunked(ChunkedDecoder::new(

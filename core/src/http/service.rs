@@ -17,6 +17,7 @@ use http::{HeaderMap, StatusCode};
 use super::config::HttpConfig;
 use super::date::HttpDate;
 use super::error::{RequestError, SendError};
+use super::head::FieldPool;
 use super::request::Request;
 use super::server::{AfterResponse, ServerConn, ServerEvent};
 use super::sink::{OutQueue, OUT_QUEUE_RESERVE};
@@ -72,6 +73,8 @@ struct Shared {
     stats: Cell<ServerStats>,
     /// Response buffers lent to connections while they have output.
     out_buffers: RefCell<BufferPool>,
+    /// Field lists lent to connections while they parse a head and to requests.
+    fields: Rc<FieldPool>,
 }
 
 impl Shared {
@@ -112,6 +115,7 @@ impl HttpServer {
                 date: RefCell::new(HttpDate::from_unix_secs(0)),
                 stats: Cell::new(ServerStats::default()),
                 out_buffers: RefCell::new(BufferPool::new(OUT_POOL_BUFFERS, 4 * OUT_QUEUE_RESERVE)),
+                fields: Rc::default(),
             }),
         }
     }
@@ -139,7 +143,6 @@ impl HttpServer {
             timer: None,
             armed_phase: None,
             closed: false,
-            spare_headers: Rc::default(),
             shared: self.shared.clone(),
             driving: false,
             awaiting_drain: false,
@@ -186,8 +189,6 @@ struct Conn {
     timer: Option<(Instant, TimeoutHandle)>,
     armed_phase: Option<(u64, Instant)>,
     closed: bool,
-    /// Filled by a dropped `Request`; handed to the machine for the next head.
-    spare_headers: Rc<RefCell<Option<HeaderMap>>>,
     shared: Rc<Shared>,
     /// `drive` is parsing this connection's buffer right now (it will see the next request).
     driving: bool,
@@ -246,7 +247,12 @@ impl StreamHandler for ConnHandler {
             conn.driving = true;
         }
         drive(io, &self.conn, &self.shared, buf);
-        self.conn.borrow_mut().driving = false;
+        let mut conn = self.conn.borrow_mut();
+        conn.driving = false;
+        // Between reads the connection holds no field list: the pool lends one per head.
+        let spare = conn.machine.take_spare_fields();
+        drop(conn);
+        self.shared.fields.give(spare);
         rearm_timeout(io, &self.conn);
     }
 
@@ -272,16 +278,15 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
             wait_for_drain(io, conn_rc);
             return;
         }
-        let spare = conn.spare_headers.borrow_mut().take();
-        if let Some(headers) = spare {
-            conn.machine.recycle_headers(headers);
+        if conn.machine.needs_fields() {
+            conn.machine.give_fields(shared.fields.take());
         }
         let event = conn.machine.poll_event(buf);
         match event {
             ServerEvent::Head(head) => {
-                let expect_continue = head.expect_continue;
+                let expect_continue = head.expect_continue();
                 let mut request = Request::new(head, conn.peer, false, &shared.config);
-                request.recycle_headers_into(Rc::downgrade(&conn.spare_headers));
+                request.recycle_fields_into(shared.fields.clone());
                 conn.request = Some(request);
                 if expect_continue {
                     // The whole body is read before the handler runs, so invite it now.
