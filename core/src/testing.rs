@@ -337,12 +337,13 @@ impl DirectConn {
     /// [`HttpServer`](crate::http::HttpServer), with one accepted connection to drive: the
     /// setup the HTTP micro-benchmark and the allocation test share.
     pub fn hello_server(body: &'static [u8]) -> (IoLoop, crate::http::HttpServer, DirectConn) {
-        use crate::http::{HttpServer, Request, Responder};
+        use crate::http::{HeaderBlock, HttpServer, Request, Responder};
         use http::header::CONTENT_TYPE;
         use http::{HeaderMap, HeaderValue, StatusCode};
         let mut io = IoLoop::default();
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let headers = HeaderBlock::new(headers);
         let server = HttpServer::new(move |io: &mut IoLoop, _req: Request, resp: Responder| {
             let _ = resp.respond(
                 io,

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use eddy_core::http::fuzz_entry::{check_responses_parse, drive, Ev, Transcript};
 use eddy_core::http::{
-    AfterResponse, BodyFraming, HttpConfig, HttpDate, RequestError, SendError, ServerConn,
-    ServerEvent, TimeoutKind,
+    AfterResponse, BodyFraming, HeaderBlock, HttpConfig, HttpDate, RequestError, SendError,
+    ServerConn, ServerEvent, TimeoutKind,
 };
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
@@ -1093,4 +1093,69 @@ fn head_fields_share_the_read_buffer_and_framing_is_reported() {
         "the value is not a copy"
     );
     assert!(buf.is_empty());
+}
+
+// ----- pre-built header blocks --------------------------------------------------------------
+
+/// One response to `request` with `fields` given as a map and as a block: the bytes.
+fn response_both_ways(request: &[u8], status: StatusCode, fields: &HeaderMap) -> [Vec<u8>; 2] {
+    let date = HttpDate::from_unix_secs(1_700_000_000);
+    let block = HeaderBlock::new(fields.clone());
+    let mut outs = [Vec::new(), Vec::new()];
+    for (i, out) in outs.iter_mut().enumerate() {
+        let mut conn = ServerConn::new(config());
+        let mut buf = BytesMut::from(request);
+        let _ = expect_head(&mut conn, &mut buf);
+        assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
+        let body = Bytes::from_static(b"hello");
+        let result = if i == 0 {
+            conn.send_full_response(status, fields, body, Some(&date), out)
+        } else {
+            conn.send_full_response(status, &block, body, Some(&date), out)
+        };
+        let _ = result;
+    }
+    outs
+}
+
+#[test]
+fn header_block_writes_the_same_head_as_the_map_it_was_built_from() {
+    let mut fields = HeaderMap::new();
+    fields.insert("content-type", HeaderValue::from_static("text/plain"));
+    fields.append("x-multi", HeaderValue::from_static("1"));
+    fields.append("x-multi", HeaderValue::from_static("2"));
+    fields.insert(CONNECTION, HeaderValue::from_static("close"));
+    let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let head = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let old = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for request in [&get[..], head, old] {
+        for status in [
+            StatusCode::OK,
+            StatusCode::NO_CONTENT,
+            StatusCode::IM_A_TEAPOT,
+        ] {
+            let [map, block] = response_both_ways(request, status, &fields);
+            assert_eq!(
+                String::from_utf8_lossy(&map),
+                String::from_utf8_lossy(&block)
+            );
+            assert!(map.windows(17).any(|w| w == b"Connection: close"));
+        }
+    }
+    // Framing fields the application set: a 204 drops them, from a block too.
+    fields.remove(CONNECTION);
+    fields.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+    fields.insert(
+        DATE,
+        HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 GMT"),
+    );
+    for status in [StatusCode::OK, StatusCode::NO_CONTENT] {
+        let [map, block] = response_both_ways(get, status, &fields);
+        assert_eq!(
+            String::from_utf8_lossy(&map),
+            String::from_utf8_lossy(&block)
+        );
+        let has_length = map.windows(15).any(|w| w == b"content-length:");
+        assert_eq!(has_length, status == StatusCode::OK);
+    }
 }

@@ -12,13 +12,14 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use super::config::HttpConfig;
 use super::date::HttpDate;
 use super::error::{RequestError, SendError};
 use super::head::FieldPool;
 use super::request::Request;
+use super::response_fields::ResponseFields;
 use super::server::{AfterResponse, ServerConn, ServerEvent};
 use super::sink::{OutQueue, OUT_QUEUE_RESERVE};
 use crate::buffer_pool::BufferPool;
@@ -461,13 +462,16 @@ impl Responder {
     }
 
     /// Sends a whole response; `Content-Length` comes from `body` unless `headers` have one.
-    pub fn respond(
+    ///
+    /// `headers` is a `&HeaderMap`, or a `&HeaderBlock` serialised once for many responses.
+    pub fn respond<'h>(
         mut self,
         io: &mut IoLoop,
         status: StatusCode,
-        headers: &HeaderMap,
+        headers: impl Into<ResponseFields<'h>>,
         body: impl Into<Bytes>,
     ) -> Result<(), SendError> {
+        let headers = headers.into();
         self.done = true;
         let conn_rc = self.conn_for_response()?;
         let result = {
@@ -481,12 +485,13 @@ impl Responder {
     }
 
     /// Starts a streamed response (chunked on HTTP/1.1 unless `headers` give a length).
-    pub fn start(
+    pub fn start<'h>(
         &mut self,
         io: &mut IoLoop,
         status: StatusCode,
-        headers: &HeaderMap,
+        headers: impl Into<ResponseFields<'h>>,
     ) -> Result<(), SendError> {
+        let headers = headers.into();
         let conn_rc = self.conn_for_response()?;
         let mut conn = conn_rc.borrow_mut();
         conn.prepare_out();
