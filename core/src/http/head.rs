@@ -528,12 +528,10 @@ impl Facts {
                     "both Content-Length and Transfer-Encoding",
                 ));
             }
-            let values = fields.iter().filter_map(|f| {
-                f.name
-                    .get(head)
-                    .eq_ignore_ascii_case(b"transfer-encoding")
-                    .then(|| f.value.get(head))
-            });
+            let values = fields
+                .iter()
+                .filter(|f| f.name.get(head).eq_ignore_ascii_case(b"transfer-encoding"))
+                .map(|f| f.value.get(head));
             check_request_transfer_encoding(values)?;
             return Ok(BodyFraming::Chunked);
         }

@@ -137,8 +137,7 @@ impl HttpServer {
             out: OutQueue::new(),
             stream,
             peer,
-            request: None,
-            body: BytesMut::new(),
+            incoming: None,
             seq: 0,
             responding: false,
             timer: None,
@@ -174,15 +173,39 @@ impl HttpServer {
     }
 }
 
+/// The HTTP server's heap parts of one idle keep-alive connection, for
+/// [`testing::idle_connection_parts`](crate::testing::idle_connection_parts).
+pub(crate) fn idle_connection_parts() -> Vec<crate::testing::IdlePart> {
+    use crate::testing::IdlePart;
+    use core::mem::size_of;
+    vec![
+        IdlePart {
+            what: "stream handler box (ConnHandler: two Rc)",
+            bytes: size_of::<ConnHandler>(),
+            own_allocation: true,
+        },
+        IdlePart {
+            what: "connection state (Rc<RefCell<Conn>>: ServerConn, OutQueue, peer, timer handle)",
+            bytes: 2 * size_of::<usize>() + size_of::<RefCell<Conn>>(),
+            own_allocation: true,
+        },
+        IdlePart {
+            what: "idle timer callback box (captures a Weak<Conn>)",
+            bytes: size_of::<Weak<RefCell<Conn>>>(),
+            own_allocation: true,
+        },
+    ]
+}
+
 /// One connection's state, shared by its stream handler and the request's responder.
 struct Conn {
     machine: ServerConn,
     out: OutQueue,
     stream: StreamId,
     peer: SocketAddr,
-    /// The request whose body is being read.
-    request: Option<Request>,
-    body: BytesMut,
+    /// The request whose body is still arriving between reads (boxed: most requests are
+    /// whole in one read and never come here, and an idle connection then holds 8 bytes).
+    incoming: Option<Box<Incoming>>,
     /// Number of the request being answered, so a stale responder cannot answer another.
     seq: u64,
     /// The application holds a responder for request `seq`.
@@ -232,6 +255,12 @@ impl Conn {
     }
 }
 
+/// A request whose body is being read, and the body so far.
+struct Incoming {
+    request: Request,
+    body: BytesMut,
+}
+
 /// The stream handler of one connection.
 struct ConnHandler {
     conn: Rc<RefCell<Conn>>,
@@ -269,12 +298,30 @@ impl StreamHandler for ConnHandler {
 
 /// Parses and dispatches everything `buf` holds, until the machine needs data or pauses.
 fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf: &mut BytesMut) {
+    let mut incoming = conn_rc.borrow_mut().incoming.take().map(|b| *b);
+    drive_events(io, conn_rc, shared, buf, &mut incoming);
+    if let Some(incoming) = incoming {
+        let mut conn = conn_rc.borrow_mut();
+        if !conn.closed {
+            conn.incoming = Some(Box::new(incoming));
+        }
+    }
+}
+
+/// `drive`'s loop; `incoming` is the request whose body is being read, if any.
+fn drive_events(
+    io: &mut IoLoop,
+    conn_rc: &Rc<RefCell<Conn>>,
+    shared: &Rc<Shared>,
+    buf: &mut BytesMut,
+    incoming: &mut Option<Incoming>,
+) {
     loop {
         let mut conn = conn_rc.borrow_mut();
         if conn.closed {
             return;
         }
-        if conn.request.is_none() && !conn.responding && output_backlogged(io, &conn) {
+        if incoming.is_none() && !conn.responding && output_backlogged(io, &conn) {
             drop(conn);
             wait_for_drain(io, conn_rc);
             return;
@@ -288,7 +335,10 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
                 let expect_continue = head.expect_continue();
                 let mut request = Request::new(head, conn.peer, false, &shared.config);
                 request.recycle_fields_into(shared.fields.clone());
-                conn.request = Some(request);
+                *incoming = Some(Incoming {
+                    request,
+                    body: BytesMut::new(),
+                });
                 if expect_continue {
                     // The whole body is read before the handler runs, so invite it now.
                     conn.prepare_out();
@@ -298,17 +348,19 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
                 }
             }
             ServerEvent::Data(data) => {
-                if conn.body.is_empty() {
-                    conn.body = BytesMut::from(&data[..]);
-                } else {
-                    conn.body.extend_from_slice(&data);
+                if let Some(Incoming { body, .. }) = incoming {
+                    if body.is_empty() {
+                        *body = BytesMut::from(&data[..]);
+                    } else {
+                        body.extend_from_slice(&data);
+                    }
                 }
             }
             ServerEvent::End(_trailers) => {
-                let Some(mut request) = conn.request.take() else {
+                let Some(Incoming { mut request, body }) = incoming.take() else {
                     continue;
                 };
-                let body = conn.body.split().freeze();
+                let body = body.freeze();
                 if let Err(e) = request.set_body(body, &shared.config) {
                     drop(conn);
                     reject(io, conn_rc, shared, e);
@@ -339,6 +391,7 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
             }
             ServerEvent::Error(e) => {
                 drop(conn);
+                *incoming = None;
                 reject(io, conn_rc, shared, e);
                 return;
             }
