@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # HTTP hello-world benchmark: eddy's `hello` example vs a hyper 1.x server (tokio
-# current-thread), one thread each, loaded by wrk.
+# current-thread) and the floor (`floor_hello`: a no-work epoll server that only recv()s,
+# counts request heads and send()s one fixed response per head), one thread each, under wrk.
 #
 # The server runs pinned to CPU 0, wrk (one thread) to CPU 1, one server at a time,
-# alternating eddy/hyper within each scenario, ROUNDS times (the table shows medians):
+# alternating eddy/hyper/floor within each scenario, ROUNDS times (the table shows medians):
 #   keepalive   50 persistent connections
 #   pipelined   50 connections, 16 requests per write (benches/pipeline.lua)
 #   close       50 connections, `Connection: close` (one request per connection)
 # On 2 cores wrk saturates its core before a fast server does, so the table reports both
 # requests/s and the server's own CPU time per request (utime+stime from /proc/PID/stat over
 # the run, divided by requests served) — the fair comparison — split into user and system
-# time: system time (the recv/send/epoll work in the kernel) bounds how far any user-space
-# saving can move the total.
+# time, and each server's figures as a ratio of the floor's in the same round set: the floor
+# is what the kernel work alone costs, so `cpu/floor` is what a server adds on top of it.
 # Then the memory of 10,000 idle keep-alive connections (after one request each): server
 # RSS growth divided by the connection count.
 # Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), IDLE (10000; 0 skips it),
-# SCENARIOS ("keepalive pipelined close"),
+# SCENARIOS ("keepalive pipelined close"), SERVERS ("eddy hyper floor"),
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Installs wrk with apt-get if missing.
 # Loopback only; every run ends by itself.
 set -euo pipefail
@@ -42,15 +43,18 @@ echo "building (release)..." >&2
 (cd "$root/benches/peers" && CARGO_TARGET_DIR="$target/peers" cargo build --release --quiet)
 eddy_bin="$target/release/examples/hello"
 hyper_bin="$target/peers/release/hyper_hello"
+floor_bin="$target/peers/release/floor_hello"
 idle_bin="$target/peers/release/idle_conns"
+servers=${SERVERS:-eddy hyper floor}
 tick=$(getconf CLK_TCK)
 
-
-
-start_server() { # name port -> pid
+start_server() { # name port [scenario] -> pid
     case $1 in
         eddy) taskset -c $server_cpu "$eddy_bin" --port "$2" --threads 1 >/dev/null 2>&1 & ;;
         hyper) taskset -c $server_cpu "$hyper_bin" "$2" >/dev/null 2>&1 & ;;
+        # The floor does not read headers: it is told to answer `Connection: close`.
+        floor) taskset -c $server_cpu "$floor_bin" "$2" \
+            $([ "${3:-}" = close ] && echo close) >/dev/null 2>&1 & ;;
     esac
     echo $!
 }
@@ -71,7 +75,7 @@ run_wrk() { # scenario port -> "requests seconds"
 measure() { # server scenario -> "req_per_s cpu_us_per_req user_us_per_req sys_us_per_req"
     local port pid t0 t1 reqs
     port=$(pick_port)
-    pid=$(start_server "$1" "$port")
+    pid=$(start_server "$1" "$port" "$2")
     wait_port "$port"
     t0=$(cpu_ticks "$pid")
     reqs=$(run_wrk "$2" "$port")
@@ -83,25 +87,25 @@ measure() { # server scenario -> "req_per_s cpu_us_per_req user_us_per_req sys_u
         printf "%.0f %.3f %.3f %.3f\n", r / s, (u + k) * per, u * per, k * per }'
 }
 
-
-printf '%-10s %14s %14s %9s %16s %16s %9s %15s %15s\n' scenario eddy_req/s hyper_req/s ratio \
-    eddy_cpu_us/req hyper_cpu_us/req ratio eddy_usr+sys hyper_usr+sys
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+col() { cut -d' ' -f"$2" "$tmp/$1" | median; } # file field -> median
+printf '%-10s %-6s %12s %10s %14s %15s %10s\n' scenario server req/s req/floor cpu_us/req \
+    usr+sys_us cpu/floor
 for scenario in ${SCENARIOS:-keepalive pipelined close}; do
-    : >/tmp/eddy_http_e.$$; : >/tmp/eddy_http_h.$$
+    for s in $servers; do : >"$tmp/$s"; done
     for _ in $(seq 1 "$ROUNDS"); do
-        measure eddy "$scenario" >>/tmp/eddy_http_e.$$
-        measure hyper "$scenario" >>/tmp/eddy_http_h.$$
+        for s in $servers; do measure "$s" "$scenario" >>"$tmp/$s"; done
     done
-    er=$(cut -d' ' -f1 /tmp/eddy_http_e.$$ | median); ec=$(cut -d' ' -f2 /tmp/eddy_http_e.$$ | median)
-    hr=$(cut -d' ' -f1 /tmp/eddy_http_h.$$ | median); hc=$(cut -d' ' -f2 /tmp/eddy_http_h.$$ | median)
-    eu=$(cut -d' ' -f3 /tmp/eddy_http_e.$$ | median); es=$(cut -d' ' -f4 /tmp/eddy_http_e.$$ | median)
-    hu=$(cut -d' ' -f3 /tmp/eddy_http_h.$$ | median); hs=$(cut -d' ' -f4 /tmp/eddy_http_h.$$ | median)
-    awk -v s="$scenario" -v er="$er" -v hr="$hr" -v ec="$ec" -v hc="$hc" \
-        -v eu="$eu" -v es="$es" -v hu="$hu" -v hs="$hs" 'BEGIN {
-        printf "%-10s %14.0f %14.0f %8.2fx %16.3f %16.3f %8.2fx %7.2f+%-7.2f %7.2f+%-7.2f\n",
-            s, er, hr, (hr ? er / hr : 0), ec, hc, (hc ? ec / hc : 0), eu, es, hu, hs }'
+    fr=0; fc=0
+    case " $servers " in *" floor "*) fr=$(col floor 1); fc=$(col floor 2) ;; esac
+    for s in $servers; do
+        awk -v sc="$scenario" -v s="$s" -v r="$(col "$s" 1)" -v c="$(col "$s" 2)" \
+            -v u="$(col "$s" 3)" -v k="$(col "$s" 4)" -v fr="$fr" -v fc="$fc" 'BEGIN {
+            printf "%-10s %-6s %12.0f %9.2fx %14.3f %7.2f+%-7.2f %9.2fx\n",
+                sc, s, r, (fr ? r / fr : 0), c, u, k, (fc ? c / fc : 0) }'
+    done
 done
-rm -f /tmp/eddy_http_e.$$ /tmp/eddy_http_h.$$
 
 idle_memory() { # server -> KiB per idle connection
     local port pid before after fifo
@@ -124,6 +128,7 @@ idle_memory() { # server -> KiB per idle connection
 }
 
 [ "$IDLE" -gt 0 ] || exit 0
-em=$(idle_memory eddy); hm=$(idle_memory hyper)
 printf '\nidle keep-alive connections: %d\n' "$IDLE"
-awk -v e="$em" -v h="$hm" 'BEGIN { printf "KiB per connection: eddy %.2f, hyper %.2f (%.2fx)\n", e, h, (h ? e / h : 0) }'
+for s in $servers; do
+    printf 'KiB per connection: %-6s %6.2f\n' "$s" "$(idle_memory "$s")"
+done

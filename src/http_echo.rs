@@ -18,14 +18,14 @@ pub fn handle(io: &mut IoLoop, req: Request, resp: Responder) {
             headers.insert(HeaderName::from_static(name), v);
         }
     };
-    put("x-method", req.method.as_str());
-    put("x-path", &req.target());
-    put("x-body-length", &req.body.len().to_string());
+    put("x-method", req.method().as_str());
+    put("x-path", req.target());
+    put("x-body-length", &req.body().len().to_string());
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    let _ = resp.respond(io, StatusCode::OK, &headers, req.body.clone());
+    let _ = resp.respond(io, StatusCode::OK, &headers, req.body().clone());
 }
 
 /// The same answer from an async handler.

@@ -143,7 +143,7 @@ fn app(io: &mut IoLoop, req: Request, resp: Responder) {
         resp.finish(io).unwrap();
         return;
     }
-    let body = format!("{} {} {}", req.method, req.target(), req.body.len());
+    let body = format!("{} {} {}", req.method(), req.target(), req.body().len());
     resp.respond(io, StatusCode::OK, &HeaderMap::new(), body)
         .unwrap();
 }

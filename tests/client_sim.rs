@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 const FETCHES: usize = 8;
 
 fn app(io: &mut IoLoop, req: Request, resp: Responder) {
-    let echo = format!("{} {} {}", req.method, req.target(), req.body.len());
+    let echo = format!("{} {} {}", req.method(), req.target(), req.body().len());
     match req.path() {
         "/slow" => {
             io.call_later(Duration::from_millis(200), move |io| {

@@ -326,6 +326,24 @@ struct StreamEntry {
     lifecycle: Lifecycle,
 }
 
+/// The loop's heap parts of one idle stream with a handler and one pending timer, for
+/// [`testing::idle_connection_parts`](crate::testing::idle_connection_parts).
+pub(crate) fn idle_stream_parts() -> Vec<crate::testing::IdlePart> {
+    use crate::testing::IdlePart;
+    vec![
+        IdlePart {
+            what: "stream slot (Slab<StreamEntry>: Stream state, callbacks, handler pointer)",
+            bytes: crate::slab::slot_size::<StreamEntry>(),
+            own_allocation: false,
+        },
+        IdlePart {
+            what: "idle timer (TimerHeap entry + Slab<TimerAction> slot)",
+            bytes: crate::timer::timer_size::<TimerAction>(),
+            own_allocation: false,
+        },
+    ]
+}
+
 /// The parts of a stream's entry that only connecting, closing and `peer_addr` use.
 struct Lifecycle {
     peer: Option<SocketAddr>,

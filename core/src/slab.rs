@@ -17,6 +17,11 @@ struct Slot<T> {
     value: Option<T>,
 }
 
+/// Bytes one slot of a `Slab<T>` takes (for memory accounting).
+pub(crate) const fn slot_size<T>() -> usize {
+    core::mem::size_of::<Slot<T>>()
+}
+
 /// Generational storage with slot reuse; see the module docs.
 pub struct Slab<T> {
     slots: Vec<Slot<T>>,

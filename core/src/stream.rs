@@ -94,7 +94,7 @@ pub struct Stream {
     read_eof: bool,
     /// A read has failed on end of file, or an `UntilClose` read completed.
     eof_delivered: bool,
-    write_queue: VecDeque<Bytes>,
+    write_queue: WriteQueue,
     write_queued: usize,
     write_side: WriteSide,
     /// Total bytes ever accepted by `write` and ever reported written.
@@ -112,6 +112,46 @@ pub struct Stream {
     paused: bool,
 }
 
+/// The write queue: the front chunk inline, later ones in a deque. A stream that writes
+/// one response at a time (keep-alive) never allocates the deque, so an idle stream holds
+/// no queue memory.
+#[derive(Debug, Default)]
+struct WriteQueue {
+    /// The oldest chunk; empty only when `rest` is empty too.
+    front: Bytes,
+    rest: VecDeque<Bytes>,
+}
+
+impl WriteQueue {
+    fn push_back(&mut self, data: Bytes) {
+        debug_assert!(!data.is_empty());
+        if self.front.is_empty() {
+            self.front = data;
+        } else {
+            self.rest.push_back(data);
+        }
+    }
+
+    fn front_mut(&mut self) -> Option<&mut Bytes> {
+        (!self.front.is_empty()).then_some(&mut self.front)
+    }
+
+    fn pop_front(&mut self) {
+        self.front = self.rest.pop_front().unwrap_or_default();
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Bytes> {
+        core::iter::once(&self.front)
+            .filter(|b| !b.is_empty())
+            .chain(self.rest.iter())
+    }
+
+    fn clear(&mut self) {
+        self.front = Bytes::new();
+        self.rest = VecDeque::new();
+    }
+}
+
 impl Stream {
     /// A stream in `state` (`Open` for accepted streams, `Connecting` for outgoing ones).
     pub fn new(state: StreamState, max_buffer_size: usize, read_chunk_size: usize) -> Stream {
@@ -123,7 +163,7 @@ impl Stream {
             scanned: 0,
             read_eof: false,
             eof_delivered: false,
-            write_queue: VecDeque::new(),
+            write_queue: WriteQueue::default(),
             write_queued: 0,
             write_side: WriteSide::Open,
             total_queued: 0,

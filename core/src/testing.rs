@@ -337,12 +337,13 @@ impl DirectConn {
     /// [`HttpServer`](crate::http::HttpServer), with one accepted connection to drive: the
     /// setup the HTTP micro-benchmark and the allocation test share.
     pub fn hello_server(body: &'static [u8]) -> (IoLoop, crate::http::HttpServer, DirectConn) {
-        use crate::http::{HttpServer, Request, Responder};
+        use crate::http::{HeaderBlock, HttpServer, Request, Responder};
         use http::header::CONTENT_TYPE;
         use http::{HeaderMap, HeaderValue, StatusCode};
         let mut io = IoLoop::default();
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let headers = HeaderBlock::new(headers);
         let server = HttpServer::new(move |io: &mut IoLoop, _req: Request, resp: Responder| {
             let _ = resp.respond(
                 io,
@@ -357,4 +358,32 @@ impl DirectConn {
         let conn = DirectConn::accept(&mut io, listener);
         (io, server, conn)
     }
+
+    /// Accepts another connection on the loop's only listener (as set up by
+    /// [`hello_server`](Self::hello_server)).
+    pub fn accept_another(io: &mut IoLoop) -> DirectConn {
+        let listener = io.listener_ids().next().expect("a listener");
+        DirectConn::accept(io, listener)
+    }
+}
+
+/// One heap part an idle keep-alive HTTP connection holds on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdlePart {
+    /// What it is.
+    pub what: &'static str,
+    /// Its size in bytes (`size_of`; allocator headers and rounding come on top).
+    pub bytes: usize,
+    /// An allocation of its own (else a slot in a table shared by all connections, which
+    /// grows by doubling).
+    pub own_allocation: bool,
+}
+
+/// Every heap part one idle keep-alive HTTP connection holds on the server: what lives
+/// while it waits for its next request. Buffers and field lists are lent from pools only
+/// while in use, so none are listed.
+pub fn idle_connection_parts() -> Vec<IdlePart> {
+    let mut parts = crate::io_loop::idle_stream_parts();
+    parts.extend(crate::http::idle_connection_parts());
+    parts
 }

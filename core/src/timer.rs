@@ -17,6 +17,11 @@ const COMPACT_MIN_CANCELLED: usize = 512;
 pub struct TimerId(Key);
 
 /// One heap entry; ordered by (deadline, seq) so ties fire in insertion order.
+/// Bytes one pending timer with values of type `T` takes: its heap entry and its slot.
+pub(crate) const fn timer_size<T>() -> usize {
+    core::mem::size_of::<Entry>() + crate::slab::slot_size::<T>()
+}
+
 #[derive(Clone, Copy)]
 struct Entry {
     deadline: Instant,

@@ -63,8 +63,8 @@ fn hello_world_keep_alive_cycle_allocates_nothing_after_warm_up() {
         let ServerEvent::Head(head) = conn.poll_event(&mut buf) else {
             panic!("no head")
         };
-        assert_eq!(head.uri.path(), "/hello");
-        conn.recycle_headers(head.headers);
+        assert_eq!(head.path(), "/hello");
+        conn.recycle_head(head);
         assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
         conn.send_response(StatusCode::OK, &headers, Some(&date), &mut out)
             .unwrap();

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use eddy_core::http::fuzz_entry::{check_responses_parse, drive, Ev, Transcript};
 use eddy_core::http::{
-    AfterResponse, BodyFraming, HttpConfig, HttpDate, RequestError, SendError, ServerConn,
-    ServerEvent, TimeoutKind,
+    AfterResponse, BodyFraming, HeaderBlock, HttpConfig, HttpDate, RequestError, SendError,
+    ServerConn, ServerEvent, TimeoutKind,
 };
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
@@ -589,7 +589,7 @@ fn pipelined_requests_wait_until_the_response_ends() {
     input.extend_from_slice(b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n");
     let mut buf = BytesMut::from(&input[..]);
     let mut out = BytesMut::new();
-    assert_eq!(expect_head(&mut conn, &mut buf).uri, "/1");
+    assert_eq!(expect_head(&mut conn, &mut buf).target(), "/1");
     assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
     let before = buf.len();
     assert!(matches!(conn.poll_event(&mut buf), ServerEvent::Paused));
@@ -600,7 +600,7 @@ fn pipelined_requests_wait_until_the_response_ends() {
         respond(&mut conn, &mut out, &HeaderMap::new(), b"one"),
         AfterResponse::KeepAlive
     );
-    assert_eq!(expect_head(&mut conn, &mut buf).uri, "/2");
+    assert_eq!(expect_head(&mut conn, &mut buf).target(), "/2");
     assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
     assert_eq!(
         respond(&mut conn, &mut out, &HeaderMap::new(), b"two"),
@@ -639,7 +639,7 @@ fn http11_keeps_alive_unless_connection_close() {
     let mut buf =
         BytesMut::from(&b"GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, CLOSE\r\n\r\n"[..]);
     let head = expect_head(&mut conn, &mut buf);
-    assert!(!head.keep_alive);
+    assert!(!head.keep_alive());
     assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
     assert_eq!(
         respond(&mut conn, &mut out, &HeaderMap::new(), b"x"),
@@ -671,7 +671,7 @@ fn http10_closes_by_default() {
     let mut conn = ServerConn::new(config());
     let mut out = BytesMut::new();
     let mut buf = BytesMut::from(&b"GET / HTTP/1.0\r\n\r\n"[..]);
-    assert!(!expect_head(&mut conn, &mut buf).keep_alive);
+    assert!(!expect_head(&mut conn, &mut buf).keep_alive());
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_LENGTH, HeaderValue::from_static("1"));
     assert_eq!(
@@ -687,7 +687,7 @@ fn http10_keep_alive_needs_a_length_and_says_keep_alive() {
     let mut conn = ServerConn::new(config());
     let mut out = BytesMut::new();
     let mut buf = BytesMut::from(&req[..]);
-    assert!(expect_head(&mut conn, &mut buf).keep_alive);
+    assert!(expect_head(&mut conn, &mut buf).keep_alive());
     assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_LENGTH, HeaderValue::from_static("1"));
@@ -771,7 +771,7 @@ fn continue_is_sent_only_when_the_body_is_accepted() {
     let mut out = BytesMut::new();
     let mut buf = BytesMut::from(EXPECT);
     let head = expect_head(&mut conn, &mut buf);
-    assert!(head.expect_continue);
+    assert!(head.expect_continue());
     assert!(conn.expects_continue());
     assert!(matches!(conn.poll_event(&mut buf), ServerEvent::NeedData));
     assert!(
@@ -827,7 +827,7 @@ fn expect_continue_is_ignored_on_http10() {
     let mut buf = BytesMut::from(
         &b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"[..],
     );
-    assert!(!expect_head(&mut conn, &mut buf).expect_continue);
+    assert!(!expect_head(&mut conn, &mut buf).expect_continue());
     assert!(!conn.accept_body(&mut BytesMut::new()));
 }
 
@@ -1077,14 +1077,85 @@ fn head_fields_share_the_read_buffer_and_framing_is_reported() {
     let mut conn = ServerConn::new(config());
     let mut buf = BytesMut::from(&b"PUT /x?y=1 HTTP/1.1\r\nHost: h\r\nX-Multi: 1\r\nX-Multi: 2\r\nTransfer-Encoding: chunked\r\n\r\n"[..]);
     let head = expect_head(&mut conn, &mut buf);
-    assert_eq!(head.method, Method::PUT);
-    assert_eq!(head.version, Version::HTTP_11);
-    assert_eq!(head.uri.path(), "/x");
-    assert_eq!(head.uri.query(), Some("y=1"));
-    assert_eq!(head.framing, BodyFraming::Chunked);
+    assert_eq!(head.method(), Method::PUT);
+    assert_eq!(head.version(), Version::HTTP_11);
+    assert_eq!(head.path(), "/x");
+    assert_eq!(head.query(), Some("y=1"));
+    assert_eq!(head.framing(), BodyFraming::Chunked);
     assert_eq!(
-        head.headers.get_all("x-multi").iter().collect::<Vec<_>>(),
-        ["1", "2"]
+        head.header_all("x-multi").collect::<Vec<_>>(),
+        [&b"1"[..], b"2"]
+    );
+    let start = buf.as_ptr() as usize;
+    let value = head.header("host").unwrap().as_ptr() as usize;
+    assert!(
+        value < start && start - value < 128,
+        "the value is not a copy"
     );
     assert!(buf.is_empty());
+}
+
+// ----- pre-built header blocks --------------------------------------------------------------
+
+/// One response to `request` with `fields` given as a map and as a block: the bytes.
+fn response_both_ways(request: &[u8], status: StatusCode, fields: &HeaderMap) -> [Vec<u8>; 2] {
+    let date = HttpDate::from_unix_secs(1_700_000_000);
+    let block = HeaderBlock::new(fields.clone());
+    let mut outs = [Vec::new(), Vec::new()];
+    for (i, out) in outs.iter_mut().enumerate() {
+        let mut conn = ServerConn::new(config());
+        let mut buf = BytesMut::from(request);
+        let _ = expect_head(&mut conn, &mut buf);
+        assert!(matches!(conn.poll_event(&mut buf), ServerEvent::End(None)));
+        let body = Bytes::from_static(b"hello");
+        let result = if i == 0 {
+            conn.send_full_response(status, fields, body, Some(&date), out)
+        } else {
+            conn.send_full_response(status, &block, body, Some(&date), out)
+        };
+        let _ = result;
+    }
+    outs
+}
+
+#[test]
+fn header_block_writes_the_same_head_as_the_map_it_was_built_from() {
+    let mut fields = HeaderMap::new();
+    fields.insert("content-type", HeaderValue::from_static("text/plain"));
+    fields.append("x-multi", HeaderValue::from_static("1"));
+    fields.append("x-multi", HeaderValue::from_static("2"));
+    fields.insert(CONNECTION, HeaderValue::from_static("close"));
+    let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let head = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n";
+    let old = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for request in [&get[..], head, old] {
+        for status in [
+            StatusCode::OK,
+            StatusCode::NO_CONTENT,
+            StatusCode::IM_A_TEAPOT,
+        ] {
+            let [map, block] = response_both_ways(request, status, &fields);
+            assert_eq!(
+                String::from_utf8_lossy(&map),
+                String::from_utf8_lossy(&block)
+            );
+            assert!(map.windows(17).any(|w| w == b"Connection: close"));
+        }
+    }
+    // Framing fields the application set: a 204 drops them, from a block too.
+    fields.remove(CONNECTION);
+    fields.insert(CONTENT_LENGTH, HeaderValue::from_static("5"));
+    fields.insert(
+        DATE,
+        HeaderValue::from_static("Tue, 14 Nov 2023 22:13:20 GMT"),
+    );
+    for status in [StatusCode::OK, StatusCode::NO_CONTENT] {
+        let [map, block] = response_both_ways(get, status, &fields);
+        assert_eq!(
+            String::from_utf8_lossy(&map),
+            String::from_utf8_lossy(&block)
+        );
+        let has_length = map.windows(15).any(|w| w == b"content-length:");
+        assert_eq!(has_length, status == StatusCode::OK);
+    }
 }

@@ -13,7 +13,7 @@ fn addr(port: u16) -> SocketAddr {
 
 /// Echoes method, target and body length; `/slow` answers after a (virtual) second.
 fn app(io: &mut IoLoop, req: Request, resp: Responder) {
-    let body = format!("{} {} {}", req.method, req.target(), req.body.len());
+    let body = format!("{} {} {}", req.method(), req.target(), req.body().len());
     if req.path() == "/slow" {
         io.call_later(Duration::from_secs(1), move |io| {
             resp.respond(io, StatusCode::OK, &HeaderMap::new(), body)

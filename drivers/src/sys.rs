@@ -124,7 +124,8 @@ pub(crate) fn recv_into(
     Ok((n, room))
 }
 
-/// Writes as much of `chunks` as the socket takes in one `sendmsg`; returns (written, offered).
+/// Writes as much of `chunks` as the socket takes in one `send`/`sendmsg`; returns (written,
+/// offered).
 pub(crate) fn send_chunks<'a>(
     sock: &Socket,
     chunks: impl Iterator<Item = &'a [u8]>,
@@ -141,7 +142,14 @@ pub(crate) fn send_chunks<'a>(
         return Ok((0, 0));
     }
     loop {
-        match sock.send_vectored_with_flags(&slices[..count], SEND_FLAGS) {
+        // One slice (a whole small response, the usual case) goes out with send(2): the
+        // kernel then skips copying in a msghdr and an iovec array.
+        let result = if count == 1 {
+            sock.send_with_flags(&slices[0], SEND_FLAGS)
+        } else {
+            sock.send_vectored_with_flags(&slices[..count], SEND_FLAGS)
+        };
+        match result {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             other => return other.map(|n| (n, offered)),
         }

@@ -5,11 +5,19 @@
 use core::fmt;
 
 /// A formatted `Date` header value such as `Sun, 06 Nov 1994 08:49:37 GMT`.
+///
+/// It also holds the response lines built from it, `Date: …\r\nServer: eddy\r\n`, so a
+/// response head copies them as one pre-built piece.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HttpDate {
-    text: [u8; 29],
+    lines: [u8; LINES_LEN],
     unix_secs: u64,
 }
+
+/// `Date: ` + the 29-byte value + CRLF.
+const DATE_LINE_LEN: usize = 6 + 29 + 2;
+const SERVER_LINE: &[u8; 14] = b"Server: eddy\r\n";
+const LINES_LEN: usize = DATE_LINE_LEN + SERVER_LINE.len();
 
 const WEEKDAYS: [&[u8; 3]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
 const MONTHS: [&[u8; 3]; 12] = [
@@ -37,21 +45,35 @@ impl HttpDate {
         put2(&mut text[17..19], hour);
         put2(&mut text[20..22], minute);
         put2(&mut text[23..25], second);
+        let mut lines = [0u8; LINES_LEN];
+        lines[..6].copy_from_slice(b"Date: ");
+        lines[6..35].copy_from_slice(&text);
+        lines[35..DATE_LINE_LEN].copy_from_slice(b"\r\n");
+        lines[DATE_LINE_LEN..].copy_from_slice(SERVER_LINE);
         HttpDate {
-            text,
+            lines,
             unix_secs: secs,
         }
     }
 
     /// The header value bytes (always 29 ASCII bytes).
     pub fn as_bytes(&self) -> &[u8] {
-        &self.text
+        &self.lines[6..35]
     }
 
     /// The header value as text.
     pub fn as_str(&self) -> &str {
-        // Only ASCII bytes are ever written into `text`.
-        core::str::from_utf8(&self.text).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT")
+        // Only ASCII bytes are ever written into `lines`.
+        core::str::from_utf8(self.as_bytes()).unwrap_or("Thu, 01 Jan 1970 00:00:00 GMT")
+    }
+
+    /// The response lines `Date: …\r\n` (with `server`, also `Server: eddy\r\n`), pre-built.
+    pub fn response_lines(&self, server: bool) -> &[u8] {
+        if server {
+            &self.lines
+        } else {
+            &self.lines[..DATE_LINE_LEN]
+        }
     }
 
     /// The (clamped) unix timestamp this date was made from, so a cache can tell when to refresh.
@@ -100,6 +122,19 @@ mod tests {
         assert_eq!(
             HttpDate::from_unix_secs(784_111_777).as_str(),
             "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+    }
+
+    #[test]
+    fn response_lines_are_date_then_server() {
+        let d = HttpDate::from_unix_secs(784_111_777);
+        assert_eq!(
+            d.response_lines(true),
+            b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: eddy\r\n"
+        );
+        assert_eq!(
+            d.response_lines(false),
+            b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
         );
     }
 

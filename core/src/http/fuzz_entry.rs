@@ -113,14 +113,15 @@ impl Driver {
         for _ in 0..(buf.len() * 4 + 64) {
             match self.conn.poll_event(buf) {
                 ServerEvent::Head(head) => {
-                    let mut text = format!("{} {} {:?}", head.method, head.uri, head.version);
-                    for (n, v) in &head.headers {
+                    let mut text =
+                        format!("{} {} {:?}", head.method(), head.target(), head.version());
+                    for (n, v) in &head.to_header_map() {
                         text.push_str(&format!(" {}={:?}", n, v));
                     }
                     self.t.events.push(Ev::Head(text));
                     self.body.clear();
-                    self.is_head = head.method == http::Method::HEAD;
-                    self.conn.recycle_headers(head.headers);
+                    self.is_head = head.method() == http::Method::HEAD;
+                    self.conn.recycle_head(head);
                     self.conn.accept_body(&mut self.t.output);
                 }
                 ServerEvent::Data(d) => {

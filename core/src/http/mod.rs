@@ -13,8 +13,9 @@
 //! * **Bytes in.** The caller owns the read buffer (`BytesMut`) and hands it to
 //!   [`ServerConn::poll_event`]; the machine consumes exactly what it parsed. Heads are
 //!   scanned for their end with strict CRLF rules and a `max_header_size` bound, then parsed
-//!   by httparse into a stack array; header values and the URI *share* the head's bytes
-//!   (`Bytes::slice`) instead of copying them. Body data is `split_to` off the buffer.
+//!   by httparse into a stack array; the head keeps its bytes and the positions of its
+//!   fields and target parts, so nothing is copied and no map is built unless asked for.
+//!   Body data is `split_to` off the buffer.
 //! * **Events out.** `Head`, `Data`*, `End` per request; `NeedData` when the buffer is
 //!   exhausted; `Paused` when a request is complete and its response is not: pipelined bytes
 //!   stay in the buffer untouched (the caller bounds its buffer and stops reading), and the
@@ -49,6 +50,7 @@ pub mod framing;
 pub mod fuzz_entry;
 mod head;
 mod request;
+mod response_fields;
 mod server;
 mod service;
 mod sink;
@@ -63,8 +65,10 @@ pub use date::HttpDate;
 pub use error::{RequestError, SendError};
 pub use form::{Arguments, FormData, UploadedFile};
 pub use framing::{ChunkedDecoder, Decoded};
-pub use head::{BodyFraming, RequestHead, MAX_HEADERS};
+pub use head::{BodyFraming, FieldSpan, HeaderValues, Headers, RequestHead, MAX_HEADERS};
 pub use request::{Protocol, Request};
+pub use response_fields::{HeaderBlock, ResponseFields};
 pub use server::{AfterResponse, ReadTimeout, ServerConn, ServerEvent, TimeoutKind};
+pub(crate) use service::idle_connection_parts;
 pub use service::{Handler, HttpServer, Responder, ServerStats, WRITE_HIGH_WATER};
 pub use sink::{OutQueue, ResponseSink};

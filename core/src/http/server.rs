@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use core::time::Duration;
-use http::header::{CONNECTION, CONTENT_LENGTH, DATE, SERVER, TRANSFER_ENCODING};
+use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, Version};
 
 use super::config::HttpConfig;
@@ -17,7 +17,8 @@ use super::framing::{
     encode_chunk, encode_last_chunk, parse_content_length, scan_head_end, ChunkedDecoder, Decoded,
     HeadScan,
 };
-use super::head::{parse_request_head, BodyFraming, RequestHead};
+use super::head::{parse_request_head, BodyFraming, FieldSpan, RequestHead};
+use super::response_fields::{AppFields, ResponseFields};
 use super::sink::ResponseSink;
 
 /// What [`ServerConn::poll_event`] found; drain events until `NeedData`, `Paused` or `Closed`.
@@ -170,8 +171,8 @@ pub struct ServerConn {
     body_received: u64,
     /// Bumped on each change of read phase (see [`ReadTimeout`]).
     phase: u64,
-    /// A header map handed back by the application, reused for the next head.
-    spare_headers: Option<HeaderMap>,
+    /// A field list handed back (from a finished head), reused for the next head.
+    spare_fields: Vec<FieldSpan>,
     /// The current request is HTTP/1.0.
     http10: bool,
     /// Content-Length of the response being written (for error messages).
@@ -199,7 +200,7 @@ impl ServerConn {
             max_body_size,
             body_received: 0,
             phase: 0,
-            spare_headers: None,
+            spare_fields: Vec::new(),
             http10: false,
             response_declared: 0,
         }
@@ -269,10 +270,27 @@ impl ServerConn {
         self.max_body_size = max_body_size;
     }
 
-    /// Hands back a header map (e.g. of a finished request) to be reused for the next head.
-    pub fn recycle_headers(&mut self, mut headers: HeaderMap) {
-        headers.clear();
-        self.spare_headers = Some(headers);
+    /// Hands back a finished head: the next head is parsed into its field list, so a
+    /// keep-alive connection allocates nothing per request.
+    pub fn recycle_head(&mut self, mut head: RequestHead) {
+        self.give_fields(head.take_fields());
+    }
+
+    /// Gives the machine a field list for the next head (kept only if it has none).
+    pub(crate) fn give_fields(&mut self, fields: Vec<FieldSpan>) {
+        if self.spare_fields.capacity() == 0 {
+            self.spare_fields = fields;
+        }
+    }
+
+    /// True when the machine has no field list of its own for the next head.
+    pub(crate) fn needs_fields(&self) -> bool {
+        self.spare_fields.capacity() == 0
+    }
+
+    /// Takes back the machine's spare field list (an idle connection then holds none).
+    pub(crate) fn take_spare_fields(&mut self) -> Vec<FieldSpan> {
+        std::mem::take(&mut self.spare_fields)
     }
 
     // ----- getters ------------------------------------------------------------------------
@@ -335,29 +353,29 @@ impl ServerConn {
     /// chunked` for unknown lengths on HTTP/1.1, and the `Connection` header the keep-alive
     /// decision needs (an application `Connection` header is replaced, except on 101).
     /// 1xx responses (other than 101) leave the machine ready for the final response.
-    pub fn send_response(
+    pub fn send_response<'h>(
         &mut self,
         status: StatusCode,
-        headers: &HeaderMap,
+        headers: impl Into<ResponseFields<'h>>,
         date: Option<&HttpDate>,
         out: &mut impl ResponseSink,
     ) -> Result<(), SendError> {
-        self.send_head(status, headers, None, date, out)
+        self.send_head(status, headers.into(), None, date, out)
     }
 
     /// Writes a whole response: the head (with `Content-Length: body.len()` unless `headers`
     /// declare one), the body, and the end; says whether the connection stays open.
     ///
     /// The fast path for handlers that have the whole body: nothing is copied or allocated.
-    pub fn send_full_response(
+    pub fn send_full_response<'h>(
         &mut self,
         status: StatusCode,
-        headers: &HeaderMap,
+        headers: impl Into<ResponseFields<'h>>,
         body: Bytes,
         date: Option<&HttpDate>,
         out: &mut impl ResponseSink,
     ) -> Result<AfterResponse, SendError> {
-        self.send_head(status, headers, Some(body.len() as u64), date, out)?;
+        self.send_head(status, headers.into(), Some(body.len() as u64), date, out)?;
         self.send_data(body, out)?;
         self.send_end(out)
     }
@@ -365,7 +383,7 @@ impl ServerConn {
     fn send_head(
         &mut self,
         status: StatusCode,
-        headers: &HeaderMap,
+        fields: ResponseFields<'_>,
         body_len: Option<u64>,
         date: Option<&HttpDate>,
         out: &mut impl ResponseSink,
@@ -375,6 +393,7 @@ impl ServerConn {
             WriteState::Closed | WriteState::Upgraded => return Err(SendError::Closed),
             _ => return Err(SendError::NotReady),
         }
+        let headers = fields.map();
         if status == StatusCode::SWITCHING_PROTOCOLS {
             return self.send_switching_protocols(headers, out);
         }
@@ -389,7 +408,7 @@ impl ServerConn {
             out.put_slice(b"\r\n");
             return Ok(());
         }
-        let app = AppFields::scan(headers);
+        let app = fields.app_fields();
         let body_len = body_len.filter(|_| !app.content_length && !app.transfer_encoding);
         let encoder = self.choose_encoder(status, headers, body_len, &app)?;
         if self.continue_pending {
@@ -403,37 +422,51 @@ impl ServerConn {
             self.keep_alive = false;
         }
         write_status_line(status, out);
+        // RFC 9110 §8.6, §6.4.1: a 204 carries no framing fields.
         let no_framing_fields = status == StatusCode::NO_CONTENT;
-        for (name, value) in headers {
-            if name == CONNECTION
-                || (no_framing_fields && (name == CONTENT_LENGTH || name == TRANSFER_ENCODING))
+        match fields.block() {
+            // A pre-built block holds no Connection field; only a 204 must drop fields from it.
+            Some(block)
+                if !(no_framing_fields && (app.content_length || app.transfer_encoding)) =>
             {
-                continue;
+                out.put_slice(block)
             }
-            write_field(name.as_str().as_bytes(), value.as_bytes(), out);
+            _ => {
+                for (name, value) in headers {
+                    if name == CONNECTION
+                        || (no_framing_fields
+                            && (name == CONTENT_LENGTH || name == TRANSFER_ENCODING))
+                    {
+                        continue;
+                    }
+                    write_field(name.as_str().as_bytes(), value.as_bytes(), out);
+                }
+            }
         }
+        // The server's own fields and the blank line, assembled in one piece.
+        let mut tail = HeadTail::default();
         if let Some(n) =
             body_len.filter(|_| !no_framing_fields && status != StatusCode::NOT_MODIFIED)
         {
-            out.put_slice(b"Content-Length: ");
-            out.put_slice(format_decimal(n, &mut [0u8; 20]));
-            out.put_slice(b"\r\n");
+            tail.push(b"Content-Length: ");
+            tail.push(format_decimal(n, &mut [0u8; 20]));
+            tail.push(b"\r\n");
         }
-        if let Some(date) = date.filter(|_| !app.date) {
-            write_field(b"Date", date.as_bytes(), out);
-        }
-        if !app.server {
-            out.put_slice(b"Server: eddy\r\n");
+        match date.filter(|_| !app.date) {
+            Some(date) => tail.push(date.response_lines(!app.server)),
+            None if !app.server => tail.push(b"Server: eddy\r\n"),
+            None => {}
         }
         if encoder == BodyEncoder::Chunked && !app.transfer_encoding {
-            out.put_slice(b"Transfer-Encoding: chunked\r\n");
+            tail.push(b"Transfer-Encoding: chunked\r\n");
         }
         if !self.keep_alive {
-            out.put_slice(b"Connection: close\r\n");
+            tail.push(b"Connection: close\r\n");
         } else if self.head_version_is_10() {
-            out.put_slice(b"Connection: keep-alive\r\n");
+            tail.push(b"Connection: keep-alive\r\n");
         }
-        out.put_slice(b"\r\n");
+        tail.push(b"\r\n");
+        out.put_slice(tail.as_bytes());
         self.write = WriteState::Body(encoder);
         Ok(())
     }
@@ -593,7 +626,7 @@ impl ServerConn {
                 ServerEvent::NeedData
             }
             Ok(HeadScan::Complete(end)) => {
-                let spare = self.spare_headers.take().unwrap_or_default();
+                let spare = std::mem::take(&mut self.spare_fields);
                 match parse_request_head(buf, end, spare) {
                     Ok(head) => self.start_request(head),
                     Err(e) => self.fail(e),
@@ -603,15 +636,15 @@ impl ServerConn {
     }
 
     fn start_request(&mut self, head: RequestHead) -> ServerEvent {
-        self.keep_alive = head.keep_alive && !self.config.no_keep_alive && !self.peer_eof;
-        self.head_request = head.method == Method::HEAD;
-        self.http10 = head.version == Version::HTTP_10;
-        self.continue_pending = head.expect_continue && head.framing != BodyFraming::Empty;
+        self.keep_alive = head.keep_alive() && !self.config.no_keep_alive && !self.peer_eof;
+        self.head_request = head.method() == Method::HEAD;
+        self.http10 = head.version() == Version::HTTP_10;
+        self.continue_pending = head.expect_continue() && head.framing() != BodyFraming::Empty;
         self.max_body_size = self.config.max_body_size;
         self.body_received = 0;
         self.phase += 1;
         self.write = WriteState::Ready;
-        self.read = ReadState::Body(match head.framing {
+        self.read = ReadState::Body(match head.framing() {
             BodyFraming::Empty => BodyDecoder::Length { remaining: 0 },
             BodyFraming::Length(n) => BodyDecoder::Length { remaining: n },
             BodyFraming::Chunked => BodyDecoder::Chunked(ChunkedDecoder::new(
@@ -780,34 +813,34 @@ fn wants_close(headers: &HeaderMap) -> bool {
         .any(|v| super::framing::list_contains(v.as_bytes(), b"close"))
 }
 
-/// Which framing-related fields the application's header map holds, found in one pass over
-/// its names (instead of one hash lookup per field).
-#[derive(Default)]
-struct AppFields {
-    content_length: bool,
-    transfer_encoding: bool,
-    date: bool,
-    server: bool,
-    connection: bool,
+/// The end of a response head (the server's own fields and the blank line), assembled on
+/// the stack so it reaches the sink as one copy.
+struct HeadTail {
+    buf: [u8; HEAD_TAIL_MAX],
+    len: usize,
 }
 
-impl AppFields {
-    fn scan(headers: &HeaderMap) -> AppFields {
-        let mut f = AppFields::default();
-        for name in headers.keys() {
-            if name == CONTENT_LENGTH {
-                f.content_length = true;
-            } else if name == TRANSFER_ENCODING {
-                f.transfer_encoding = true;
-            } else if name == DATE {
-                f.date = true;
-            } else if name == SERVER {
-                f.server = true;
-            } else if name == CONNECTION {
-                f.connection = true;
-            }
+/// Content-Length with 20 digits, Date and Server, Transfer-Encoding, Connection, CRLF.
+const HEAD_TAIL_MAX: usize = 38 + 51 + 28 + 24 + 2;
+
+impl Default for HeadTail {
+    fn default() -> HeadTail {
+        HeadTail {
+            buf: [0; HEAD_TAIL_MAX],
+            len: 0,
         }
-        f
+    }
+}
+
+impl HeadTail {
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len();
+        self.buf[self.len..end].copy_from_slice(bytes);
+        self.len = end;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
     }
 }
 
@@ -815,9 +848,16 @@ fn write_status_line(status: StatusCode, out: &mut impl ResponseSink) {
     // The common ones in one piece.
     let line: &[u8] = match status.as_u16() {
         200 => b"HTTP/1.1 200 OK\r\n",
+        201 => b"HTTP/1.1 201 Created\r\n",
         204 => b"HTTP/1.1 204 No Content\r\n",
+        206 => b"HTTP/1.1 206 Partial Content\r\n",
+        301 => b"HTTP/1.1 301 Moved Permanently\r\n",
+        302 => b"HTTP/1.1 302 Found\r\n",
         304 => b"HTTP/1.1 304 Not Modified\r\n",
+        400 => b"HTTP/1.1 400 Bad Request\r\n",
+        403 => b"HTTP/1.1 403 Forbidden\r\n",
         404 => b"HTTP/1.1 404 Not Found\r\n",
+        500 => b"HTTP/1.1 500 Internal Server Error\r\n",
         _ => b"",
     };
     if !line.is_empty() {

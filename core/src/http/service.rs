@@ -12,12 +12,14 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, StatusCode};
+use http::StatusCode;
 
 use super::config::HttpConfig;
 use super::date::HttpDate;
 use super::error::{RequestError, SendError};
+use super::head::FieldPool;
 use super::request::Request;
+use super::response_fields::ResponseFields;
 use super::server::{AfterResponse, ServerConn, ServerEvent};
 use super::sink::{OutQueue, OUT_QUEUE_RESERVE};
 use crate::buffer_pool::BufferPool;
@@ -72,6 +74,8 @@ struct Shared {
     stats: Cell<ServerStats>,
     /// Response buffers lent to connections while they have output.
     out_buffers: RefCell<BufferPool>,
+    /// Field lists lent to connections while they parse a head and to requests.
+    fields: Rc<FieldPool>,
 }
 
 impl Shared {
@@ -112,6 +116,7 @@ impl HttpServer {
                 date: RefCell::new(HttpDate::from_unix_secs(0)),
                 stats: Cell::new(ServerStats::default()),
                 out_buffers: RefCell::new(BufferPool::new(OUT_POOL_BUFFERS, 4 * OUT_QUEUE_RESERVE)),
+                fields: Rc::default(),
             }),
         }
     }
@@ -132,14 +137,12 @@ impl HttpServer {
             out: OutQueue::new(),
             stream,
             peer,
-            request: None,
-            body: BytesMut::new(),
+            incoming: None,
             seq: 0,
             responding: false,
             timer: None,
             armed_phase: None,
             closed: false,
-            spare_headers: Rc::default(),
             shared: self.shared.clone(),
             driving: false,
             awaiting_drain: false,
@@ -170,15 +173,39 @@ impl HttpServer {
     }
 }
 
+/// The HTTP server's heap parts of one idle keep-alive connection, for
+/// [`testing::idle_connection_parts`](crate::testing::idle_connection_parts).
+pub(crate) fn idle_connection_parts() -> Vec<crate::testing::IdlePart> {
+    use crate::testing::IdlePart;
+    use core::mem::size_of;
+    vec![
+        IdlePart {
+            what: "stream handler box (ConnHandler: two Rc)",
+            bytes: size_of::<ConnHandler>(),
+            own_allocation: true,
+        },
+        IdlePart {
+            what: "connection state (Rc<RefCell<Conn>>: ServerConn, OutQueue, peer, timer handle)",
+            bytes: 2 * size_of::<usize>() + size_of::<RefCell<Conn>>(),
+            own_allocation: true,
+        },
+        IdlePart {
+            what: "idle timer callback box (captures a Weak<Conn>)",
+            bytes: size_of::<Weak<RefCell<Conn>>>(),
+            own_allocation: true,
+        },
+    ]
+}
+
 /// One connection's state, shared by its stream handler and the request's responder.
 struct Conn {
     machine: ServerConn,
     out: OutQueue,
     stream: StreamId,
     peer: SocketAddr,
-    /// The request whose body is being read.
-    request: Option<Request>,
-    body: BytesMut,
+    /// The request whose body is still arriving between reads (boxed: most requests are
+    /// whole in one read and never come here, and an idle connection then holds 8 bytes).
+    incoming: Option<Box<Incoming>>,
     /// Number of the request being answered, so a stale responder cannot answer another.
     seq: u64,
     /// The application holds a responder for request `seq`.
@@ -186,8 +213,6 @@ struct Conn {
     timer: Option<(Instant, TimeoutHandle)>,
     armed_phase: Option<(u64, Instant)>,
     closed: bool,
-    /// Filled by a dropped `Request`; handed to the machine for the next head.
-    spare_headers: Rc<RefCell<Option<HeaderMap>>>,
     shared: Rc<Shared>,
     /// `drive` is parsing this connection's buffer right now (it will see the next request).
     driving: bool,
@@ -230,6 +255,12 @@ impl Conn {
     }
 }
 
+/// A request whose body is being read, and the body so far.
+struct Incoming {
+    request: Request,
+    body: BytesMut,
+}
+
 /// The stream handler of one connection.
 struct ConnHandler {
     conn: Rc<RefCell<Conn>>,
@@ -246,7 +277,12 @@ impl StreamHandler for ConnHandler {
             conn.driving = true;
         }
         drive(io, &self.conn, &self.shared, buf);
-        self.conn.borrow_mut().driving = false;
+        let mut conn = self.conn.borrow_mut();
+        conn.driving = false;
+        // Between reads the connection holds no field list: the pool lends one per head.
+        let spare = conn.machine.take_spare_fields();
+        drop(conn);
+        self.shared.fields.give(spare);
         rearm_timeout(io, &self.conn);
     }
 
@@ -262,27 +298,47 @@ impl StreamHandler for ConnHandler {
 
 /// Parses and dispatches everything `buf` holds, until the machine needs data or pauses.
 fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf: &mut BytesMut) {
+    let mut incoming = conn_rc.borrow_mut().incoming.take().map(|b| *b);
+    drive_events(io, conn_rc, shared, buf, &mut incoming);
+    if let Some(incoming) = incoming {
+        let mut conn = conn_rc.borrow_mut();
+        if !conn.closed {
+            conn.incoming = Some(Box::new(incoming));
+        }
+    }
+}
+
+/// `drive`'s loop; `incoming` is the request whose body is being read, if any.
+fn drive_events(
+    io: &mut IoLoop,
+    conn_rc: &Rc<RefCell<Conn>>,
+    shared: &Rc<Shared>,
+    buf: &mut BytesMut,
+    incoming: &mut Option<Incoming>,
+) {
     loop {
         let mut conn = conn_rc.borrow_mut();
         if conn.closed {
             return;
         }
-        if conn.request.is_none() && !conn.responding && output_backlogged(io, &conn) {
+        if incoming.is_none() && !conn.responding && output_backlogged(io, &conn) {
             drop(conn);
             wait_for_drain(io, conn_rc);
             return;
         }
-        let spare = conn.spare_headers.borrow_mut().take();
-        if let Some(headers) = spare {
-            conn.machine.recycle_headers(headers);
+        if conn.machine.needs_fields() {
+            conn.machine.give_fields(shared.fields.take());
         }
         let event = conn.machine.poll_event(buf);
         match event {
             ServerEvent::Head(head) => {
-                let expect_continue = head.expect_continue;
+                let expect_continue = head.expect_continue();
                 let mut request = Request::new(head, conn.peer, false, &shared.config);
-                request.recycle_headers_into(Rc::downgrade(&conn.spare_headers));
-                conn.request = Some(request);
+                request.recycle_fields_into(shared.fields.clone());
+                *incoming = Some(Incoming {
+                    request,
+                    body: BytesMut::new(),
+                });
                 if expect_continue {
                     // The whole body is read before the handler runs, so invite it now.
                     conn.prepare_out();
@@ -292,17 +348,19 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
                 }
             }
             ServerEvent::Data(data) => {
-                if conn.body.is_empty() {
-                    conn.body = BytesMut::from(&data[..]);
-                } else {
-                    conn.body.extend_from_slice(&data);
+                if let Some(Incoming { body, .. }) = incoming {
+                    if body.is_empty() {
+                        *body = BytesMut::from(&data[..]);
+                    } else {
+                        body.extend_from_slice(&data);
+                    }
                 }
             }
             ServerEvent::End(_trailers) => {
-                let Some(mut request) = conn.request.take() else {
+                let Some(Incoming { mut request, body }) = incoming.take() else {
                     continue;
                 };
-                let body = conn.body.split().freeze();
+                let body = body.freeze();
                 if let Err(e) = request.set_body(body, &shared.config) {
                     drop(conn);
                     reject(io, conn_rc, shared, e);
@@ -333,6 +391,7 @@ fn drive(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, buf:
             }
             ServerEvent::Error(e) => {
                 drop(conn);
+                *incoming = None;
                 reject(io, conn_rc, shared, e);
                 return;
             }
@@ -461,13 +520,16 @@ impl Responder {
     }
 
     /// Sends a whole response; `Content-Length` comes from `body` unless `headers` have one.
-    pub fn respond(
+    ///
+    /// `headers` is a `&HeaderMap`, or a `&HeaderBlock` serialised once for many responses.
+    pub fn respond<'h>(
         mut self,
         io: &mut IoLoop,
         status: StatusCode,
-        headers: &HeaderMap,
+        headers: impl Into<ResponseFields<'h>>,
         body: impl Into<Bytes>,
     ) -> Result<(), SendError> {
+        let headers = headers.into();
         self.done = true;
         let conn_rc = self.conn_for_response()?;
         let result = {
@@ -481,12 +543,13 @@ impl Responder {
     }
 
     /// Starts a streamed response (chunked on HTTP/1.1 unless `headers` give a length).
-    pub fn start(
+    pub fn start<'h>(
         &mut self,
         io: &mut IoLoop,
         status: StatusCode,
-        headers: &HeaderMap,
+        headers: impl Into<ResponseFields<'h>>,
     ) -> Result<(), SendError> {
+        let headers = headers.into();
         let conn_rc = self.conn_for_response()?;
         let mut conn = conn_rc.borrow_mut();
         conn.prepare_out();
