@@ -10,8 +10,8 @@ use http::header::{HeaderName, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use std::net::SocketAddr;
 
-/// Answers one request with its own method, target and body.
-pub fn handle(io: &mut IoLoop, req: Request, resp: Responder) {
+/// The echo's header fields for `req`: its method, raw target and body length.
+fn echo_headers(req: &Request) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(4);
     let mut put = |name: &'static str, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
@@ -25,25 +25,22 @@ pub fn handle(io: &mut IoLoop, req: Request, resp: Responder) {
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    headers
+}
+
+/// Answers one request with its own method, target and body.
+pub fn handle(io: &mut IoLoop, req: Request, resp: Responder) {
+    let headers = echo_headers(&req);
     let _ = resp.respond(io, StatusCode::OK, &headers, req.body().clone());
 }
 
 /// The same answer from an async handler.
 pub async fn answer(req: Request) -> Response {
-    let mut response = Response::new(StatusCode::OK).with_body(req.body.clone());
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            response.headers.insert(HeaderName::from_static(name), v);
-        }
-    };
-    put("x-method", req.method.as_str());
-    put("x-path", &req.target());
-    put("x-body-length", &req.body.len().to_string());
-    response.headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    response
+    Response {
+        status: StatusCode::OK,
+        headers: echo_headers(&req),
+        body: req.body().clone(),
+    }
 }
 
 /// Serves the echo service with the async handler [`answer`] (one task per request).
