@@ -305,6 +305,8 @@ pub struct DeflateCodec {
     reset_compress: bool,
     decompress: Decompress,
     reset_decompress: bool,
+    /// The peer's stream hit a BFINAL block in the current message.
+    stream_ended: bool,
 }
 
 impl std::fmt::Debug for DeflateCodec {
@@ -341,6 +343,7 @@ impl DeflateCodec {
             reset_compress: own_reset,
             decompress: Decompress::new(false),
             reset_decompress: peer_reset,
+            stream_ended: false,
         }
     }
 
@@ -384,20 +387,48 @@ impl DeflateCodec {
 
     /// Inflates `input` (a piece of the compressed payload, or `None` for the message's
     /// end, which feeds the sync tail) and appends the output to `out`, never letting
-    /// `out` grow past `limit` bytes.
+    /// `out` grow past `limit + 1` bytes.
     pub fn inflate(
         &mut self,
         input: Option<&[u8]>,
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
-        let end = input.is_none();
-        let (input, flush) = match input {
-            Some(data) => (data, FlushDecompress::None),
-            None => (&SYNC_TAIL[..], FlushDecompress::Sync),
+        let Some(data) = input else {
+            if std::mem::take(&mut self.stream_ended) {
+                // §7.2.3.4: the message ended with a BFINAL block, so the sync tail would be
+                // data past the stream's end. The next message starts a new stream.
+                self.decompress.reset(false);
+                return Ok(());
+            }
+            let result = self.run_inflate(&SYNC_TAIL, out, limit, FlushDecompress::Sync);
+            if std::mem::take(&mut self.stream_ended) || self.reset_decompress {
+                // Without context takeover the next message starts with an empty window.
+                self.decompress.reset(false);
+            }
+            return result;
         };
+        if self.stream_ended {
+            // Nothing may follow a BFINAL block within its message.
+            return if data.is_empty() {
+                Ok(())
+            } else {
+                Err(InflateError::Corrupt)
+            };
+        }
+        self.run_inflate(data, out, limit, FlushDecompress::None)
+    }
+
+    fn run_inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+        flush: FlushDecompress,
+    ) -> Result<(), InflateError> {
         let d = &mut self.decompress;
         let mut pos = 0;
+        // Each round takes input or fills output (bounded by limit + 1), or stops.
         loop {
             if out.len() == out.capacity() {
                 if out.len() > limit {
@@ -405,7 +436,7 @@ impl DeflateCodec {
                 }
                 // Geometric growth, capped one byte past the limit so a bomb is caught
                 // before it costs more memory than a legitimate message could.
-                let want = (out.capacity() * 2).clamp(4096, limit.saturating_add(1));
+                let want = (out.capacity() * 2).max(4096).min(limit.saturating_add(1));
                 out.reserve_exact(want.max(out.len() + 1) - out.len());
             }
             let (in_before, out_before) = (d.total_in(), out.len());
@@ -417,22 +448,26 @@ impl DeflateCodec {
             if out.len() > limit {
                 return Err(InflateError::TooLarge);
             }
-            let stalled = taken == 0 && out.len() == out_before;
             if status == Status::StreamEnd {
-                // A block with BFINAL set ends the stream (§7.2.3.4); later data starts anew.
-                d.reset(false);
-            } else if (pos == input.len() && out.len() < out.capacity()) || stalled {
-                break;
+                self.stream_ended = true;
+                return if pos == input.len() {
+                    Ok(())
+                } else {
+                    Err(InflateError::Corrupt)
+                };
             }
-            if pos == input.len() && stalled {
-                break;
+            if pos == input.len() && out.len() < out.capacity() {
+                return Ok(());
+            }
+            if taken == 0 && out.len() == out_before {
+                // No progress with input left and room to write: the stream is stuck.
+                return if pos == input.len() {
+                    Ok(())
+                } else {
+                    Err(InflateError::Corrupt)
+                };
             }
         }
-        if end && self.reset_decompress {
-            // Without context takeover the next message starts with an empty window.
-            d.reset(false);
-        }
-        Ok(())
     }
 }
 
