@@ -54,6 +54,8 @@ pub mod deflate;
 mod error;
 pub mod extension;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod handshake;
 mod utf8;
 
