@@ -238,3 +238,39 @@ pub fn ws_frames(data: &[u8]) {
     assert_eq!(whole, split, "split run differs from whole run");
     check_output(&setup, &whole);
 }
+
+/// Feeds `input` whole, byte by byte and split once at every point (then EOF if `eof`);
+/// asserts every run gives the same transcript and returns it.
+pub fn drive_all_splits(setup: &Setup, input: &[u8], eof: bool) -> Transcript {
+    let whole = drive(setup, input, &[input.len().max(1)], eof);
+    let bytewise = drive(setup, input, &[1], eof);
+    assert_eq!(whole, bytewise, "byte-by-byte run differs from whole run");
+    for at in 1..input.len() {
+        let split = drive(setup, input, &[at, input.len()], eof);
+        assert_eq!(whole, split, "run split at {at} differs from whole run");
+    }
+    whole
+}
+
+/// A frame with the given first byte (FIN, RSV, opcode), in the minimal length form,
+/// masked with `mask` if given.
+pub fn frame_bytes(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut header = super::FrameHeader::new(super::Opcode::Binary, payload.len() as u64);
+    header.mask = mask;
+    let mut head = [0u8; super::frame::MAX_HEADER_LEN];
+    let n = header.write(&mut head);
+    head[0] = b0;
+    let mut out = head[..n].to_vec();
+    let mut body = payload.to_vec();
+    if let Some(key) = mask {
+        super::apply_mask(&mut body, key, 0);
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A masked frame as a client sends it (FIN set when `fin`), for a server under test.
+pub fn client_frame(opcode: u8, payload: &[u8], fin: bool) -> Vec<u8> {
+    let b0 = if fin { 0x80 } else { 0 } | opcode;
+    frame_bytes(b0, payload, Some([0x37, 0xfa, 0x21, 0x3d]))
+}
