@@ -378,6 +378,12 @@ impl DeflateCodec {
             if out.ends_with(&SYNC_TAIL) {
                 out.truncate(out.len() - SYNC_TAIL.len());
             }
+            if out.is_empty() {
+                // zlib writes nothing for a flush with no new input, but the peer will
+                // append the sync tail: send the header bits of an empty stored block
+                // (§7.2.3.6) so that tail completes it.
+                out.push(0x00);
+            }
             if self.reset_compress {
                 c.reset();
             }
