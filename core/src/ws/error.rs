@@ -91,12 +91,9 @@ pub enum SendError {
     /// A close code reserved for reporting (1005, 1006, 1015) or otherwise not sendable.
     #[error("close code {0} may not be sent")]
     InvalidCloseCode(u16),
-    /// A whole message or a new fragmented one while a fragmented message is unfinished.
+    /// A fragment of the other kind while a fragmented message is unfinished.
     #[error("a fragmented message is still being sent; finish it first")]
     MessageInProgress,
-    /// A continuation fragment with no fragmented message started.
-    #[error("no fragmented message is being sent")]
-    NoMessageInProgress,
 }
 
 /// Why an opening handshake was refused, with the HTTP status that answers it (server side)
