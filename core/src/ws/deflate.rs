@@ -305,7 +305,7 @@ pub struct DeflateCodec {
     reset_compress: bool,
     decompress: Decompress,
     reset_decompress: bool,
-    /// The peer's stream hit a BFINAL block in the current message.
+    /// The peer's stream hit a BFINAL block in the current message; the rest is skipped.
     stream_ended: bool,
 }
 
@@ -415,12 +415,9 @@ impl DeflateCodec {
             return result;
         };
         if self.stream_ended {
-            // Nothing may follow a BFINAL block within its message.
-            return if data.is_empty() {
-                Ok(())
-            } else {
-                Err(InflateError::Corrupt)
-            };
+            // §7.2.3.4: what follows a BFINAL block in its message (the 0x00 that makes
+            // the appended tail an empty block) is not inflated, as zlib stops at the end.
+            return Ok(());
         }
         self.run_inflate(data, out, limit, FlushDecompress::None)
     }
@@ -456,11 +453,7 @@ impl DeflateCodec {
             }
             if status == Status::StreamEnd {
                 self.stream_ended = true;
-                return if pos == input.len() {
-                    Ok(())
-                } else {
-                    Err(InflateError::Corrupt)
-                };
+                return Ok(());
             }
             if pos == input.len() && out.len() < out.capacity() {
                 return Ok(());
