@@ -154,7 +154,11 @@ fn receive(receiver: &mut WsConn, input: &[u8], sizes: &[usize]) -> Transcript {
         buf.extend_from_slice(&input[pos..end]);
         pos = end;
         k += 1;
-        assert!(pump(receiver, &mut buf, &mut t), "receiver stopped reading: {:?}", t.events);
+        assert!(
+            pump(receiver, &mut buf, &mut t),
+            "receiver stopped reading: {:?}",
+            t.events
+        );
     }
     assert!(buf.is_empty(), "all input consumed");
     t

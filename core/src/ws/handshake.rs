@@ -45,7 +45,7 @@ fn lists_token(headers: &HeaderMap, name: http::header::HeaderName, token: &str)
 }
 
 /// The one value of a field that must appear once, trimmed.
-fn single<'a>(headers: &'a HeaderMap, name: http::header::HeaderName) -> Option<&'a [u8]> {
+fn single(headers: &HeaderMap, name: http::header::HeaderName) -> Option<&[u8]> {
     let mut values = headers.get_all(name).iter();
     let value = values.next()?;
     values
