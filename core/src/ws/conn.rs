@@ -583,13 +583,11 @@ impl WsConn {
         };
         let mut payload = data;
         if state.compressed {
-            if let Some(compressed) = self
-                .deflate
-                .as_mut()
-                .and_then(|c| c.compress(&payload, fin))
-            {
-                payload = Bytes::from(compressed);
-            }
+            let codec = self.deflate.as_mut().ok_or(SendError::Compression)?;
+            let compressed = codec
+                .compress(&payload, fin)
+                .map_err(|_| SendError::Compression)?;
+            payload = Bytes::from(compressed);
         }
         // RFC 7692 §6.1: RSV1 marks the first frame of a compressed message only.
         let rsv1 = state.compressed && opcode != Opcode::Continuation;

@@ -298,6 +298,11 @@ pub enum InflateError {
     Corrupt,
 }
 
+/// The compressor failed (or compression is off); the message cannot be sent compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("permessage-deflate compressor failed")]
+pub struct CompressError;
+
 /// One endpoint's permessage-deflate state: its compressor and the peer's decompressor.
 pub struct DeflateCodec {
     /// `None` when the negotiated window is too small for zlib: send uncompressed.
@@ -353,26 +358,29 @@ impl DeflateCodec {
     }
 
     /// Deflates one piece of an outgoing message; the last piece (`fin`) loses the sync
-    /// tail and, without context takeover, resets the compressor. `None` if not compressing.
-    pub fn compress(&mut self, data: &[u8], fin: bool) -> Option<Vec<u8>> {
-        let c = self.compress.as_mut()?;
+    /// tail and, without context takeover, resets the compressor.
+    pub fn compress(&mut self, data: &[u8], fin: bool) -> Result<Vec<u8>, CompressError> {
+        let c = self.compress.as_mut().ok_or(CompressError)?;
         let mut out = Vec::with_capacity(data.len() / 2 + 64);
         let mut pos = 0;
+        let mut flushed = false;
         // zlib: repeat a sync flush until all input is taken and output space is left over.
-        for _ in 0..=data.len() + 64 {
+        // Every round but the last takes input or fills the buffer, which then doubles.
+        for _ in 0..data.len() + 64 {
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(256));
             }
             let before = c.total_in();
-            if c.compress_vec(&data[pos..], &mut out, FlushCompress::Sync)
-                .is_err()
-            {
-                return None;
-            }
+            c.compress_vec(&data[pos..], &mut out, FlushCompress::Sync)
+                .map_err(|_| CompressError)?;
             pos += (c.total_in() - before) as usize;
             if pos == data.len() && out.len() < out.capacity() {
+                flushed = true;
                 break;
             }
+        }
+        if !flushed {
+            return Err(CompressError);
         }
         if fin {
             if out.ends_with(&SYNC_TAIL) {
@@ -388,7 +396,7 @@ impl DeflateCodec {
                 c.reset();
             }
         }
-        Some(out)
+        Ok(out)
     }
 
     /// Inflates `input` (a piece of the compressed payload, or `None` for the message's

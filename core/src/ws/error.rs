@@ -94,6 +94,10 @@ pub enum SendError {
     /// A fragment of the other kind while a fragmented message is unfinished.
     #[error("a fragmented message is still being sent; finish it first")]
     MessageInProgress,
+    /// The permessage-deflate compressor failed; nothing was queued, but the compression
+    /// context may be damaged, so close the connection.
+    #[error("permessage-deflate compressor failed; close the connection")]
+    Compression,
 }
 
 /// Why an opening handshake was refused, with the HTTP status that answers it (server side)
