@@ -451,14 +451,16 @@ impl DeflateCodec {
                 out.reserve_exact(want.max(out.len() + 1) - out.len());
             }
             let (in_before, out_before) = (d.total_in(), out.len());
-            let status = d
-                .decompress_vec(&input[pos..], out, flush)
-                .map_err(|_| InflateError::Corrupt)?;
+            let result = d.decompress_vec(&input[pos..], out, flush);
             let taken = (d.total_in() - in_before) as usize;
             pos += taken;
+            // Output past the limit wins over corruption found in the same call: with
+            // more input at hand inflate may look further ahead, and the error reported
+            // must not depend on how the input was split.
             if out.len() > limit {
                 return Err(InflateError::TooLarge);
             }
+            let status = result.map_err(|_| InflateError::Corrupt)?;
             if status == Status::StreamEnd {
                 self.stream_ended = true;
                 return Ok(());
