@@ -1,4 +1,4 @@
-//! eddy-core: Tornado's IOLoop, IOStream and HTTP/1.1 machinery as pure state machines.
+//! eddy-core: Tornado's IOLoop, IOStream, HTTP/1.1 and WebSocket machinery as pure state machines.
 //!
 //! Nothing here performs I/O, reads a clock or starts a thread: time and the results of system
 //! calls are inputs, and what the loop wants done comes out of [`IoLoop::poll_io`] and
@@ -35,6 +35,7 @@ pub mod task;
 pub mod testing;
 pub mod time;
 pub mod timer;
+pub mod ws;
 
 pub use buffer_pool::BufferPool;
 pub use callback::CallbackQueue;
