@@ -1,0 +1,286 @@
+//! `Application`: routes to handlers plus settings (Tornado's `tornado.web.Application`),
+//! served as one task per request on eddy-core's `HttpServer`.
+
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use eddy_core::http::{HttpConfig, HttpServer, Request, ResponseWriter};
+use eddy_core::task::{timeout, with_loop};
+use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
+
+use crate::error::HttpError;
+use crate::exchange::Exchange;
+use crate::handler::{Endpoint, Factory, Outcome, RequestHandler};
+use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
+use crate::signed::SigningKeys;
+
+/// How an [`Application`] behaves; `Settings::default()` matches Tornado's defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Debug mode: tracebacks in error pages.
+    pub debug: bool,
+    /// Show a panic's message in the 500 page even without `debug`.
+    pub serve_traceback: bool,
+    /// The key(s) signed cookies are signed with.
+    pub cookie_secret: Option<SigningKeys>,
+    /// Where `authenticated` sends users who are not logged in.
+    pub login_url: Option<String>,
+    /// A handler still running after this long is cut off with a 503 (never leaked).
+    pub handler_timeout: Duration,
+    /// The HTTP server's limits (body size, time-outs, xheaders, ...).
+    pub http: HttpConfig,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            debug: false,
+            serve_traceback: false,
+            cookie_secret: None,
+            login_url: None,
+            handler_timeout: Duration::from_secs(120),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// True when error pages may show a panic's message.
+    pub fn serve_traceback(&self) -> bool {
+        self.debug || self.serve_traceback
+    }
+}
+
+/// One route: a path pattern, a handler factory, and an optional name for `reverse_url`.
+pub struct Route {
+    pattern: String,
+    name: Option<String>,
+    endpoint: Rc<dyn Endpoint>,
+}
+
+impl Route {
+    /// A route from `pattern` (a regex, anchored at both ends) to handlers made by `factory`.
+    pub fn new<H: RequestHandler>(pattern: &str, factory: impl Fn() -> H + 'static) -> Route {
+        Route {
+            pattern: pattern.to_owned(),
+            name: None,
+            endpoint: Rc::new(Factory(factory)),
+        }
+    }
+
+    /// Names the route (for `reverse_url`).
+    pub fn named(mut self, name: &str) -> Route {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    fn compile(self) -> Result<Rule<Rc<dyn Endpoint>>, RouteError> {
+        Ok(Rule {
+            pattern: PathPattern::new(&self.pattern)?,
+            name: self.name,
+            target: self.endpoint,
+        })
+    }
+}
+
+/// What every request of one application shares.
+pub(crate) struct AppShared {
+    pub(crate) router: RefCell<Router<Rc<dyn Endpoint>>>,
+    pub(crate) settings: Settings,
+    default_handler: Option<Rc<dyn Endpoint>>,
+}
+
+/// Routes and settings; clone to share (all clones see `add_handlers`).
+#[derive(Clone)]
+pub struct Application {
+    shared: Rc<AppShared>,
+}
+
+impl Application {
+    /// An application of `routes` with default settings.
+    ///
+    /// # Panics
+    /// If a route's pattern is not a valid regex or two routes share a name (as Tornado
+    /// raises at start-up); [`Application::try_new`] returns the error instead.
+    pub fn new(routes: Vec<Route>) -> Application {
+        Application::try_new(routes, Settings::default()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// An application of `routes` with `settings`.
+    pub fn try_new(routes: Vec<Route>, settings: Settings) -> Result<Application, RouteError> {
+        Application::build(routes, settings, None)
+    }
+
+    /// With `settings` replacing the current ones (before serving).
+    pub fn with_settings(self, settings: Settings) -> Application {
+        let shared = Rc::try_unwrap(self.shared).unwrap_or_else(|_| {
+            panic!("with_settings must be called before the application is shared")
+        });
+        Application {
+            shared: Rc::new(AppShared { settings, ..shared }),
+        }
+    }
+
+    /// With a handler for requests no route matches (instead of the default 404 page).
+    pub fn with_default_handler<H: RequestHandler>(
+        self,
+        factory: impl Fn() -> H + 'static,
+    ) -> Application {
+        let shared = Rc::try_unwrap(self.shared).unwrap_or_else(|_| {
+            panic!("with_default_handler must be called before the application is shared")
+        });
+        Application {
+            shared: Rc::new(AppShared {
+                default_handler: Some(Rc::new(Factory(factory))),
+                ..shared
+            }),
+        }
+    }
+
+    fn build(
+        routes: Vec<Route>,
+        settings: Settings,
+        default_handler: Option<Rc<dyn Endpoint>>,
+    ) -> Result<Application, RouteError> {
+        let mut router = Router::default();
+        router.add(
+            routes
+                .into_iter()
+                .map(Route::compile)
+                .collect::<Result<_, _>>()?,
+        )?;
+        Ok(Application {
+            shared: Rc::new(AppShared {
+                router: RefCell::new(router),
+                settings,
+                default_handler,
+            }),
+        })
+    }
+
+    /// Adds routes for hosts matching `host_pattern` (virtual hosts), also while serving;
+    /// they are tried before the routes for any host.
+    pub fn add_handlers(&self, host_pattern: &str, routes: Vec<Route>) -> Result<(), RouteError> {
+        let rules = routes
+            .into_iter()
+            .map(Route::compile)
+            .collect::<Result<_, _>>()?;
+        self.shared
+            .router
+            .borrow_mut()
+            .add_for_host(host_pattern, rules)
+    }
+
+    /// The URL path of the named route with `args` percent-encoded into its groups.
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, RouteError> {
+        self.shared.router.borrow().reverse_url(name, args)
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// The HTTP server that runs this application (one task per request).
+    pub fn into_server(self) -> HttpServer {
+        let config = self.shared.settings.http.clone();
+        HttpServer::with_config_streaming(config, move |request, writer| {
+            serve(self.shared.clone(), request, writer)
+        })
+    }
+
+    /// Serves the application at `addr` on `io` (Tornado's `Application.listen`).
+    pub fn listen(
+        self,
+        io: &mut IoLoop,
+        addr: SocketAddr,
+        options: ListenOptions,
+    ) -> (HttpServer, ListenerId) {
+        let server = self.into_server();
+        let listener = server.listen(io, addr, options);
+        (server, listener)
+    }
+}
+
+/// Handles one request: route, run the handler (bounded in time, panics caught), answer
+/// errors with their page, log one access line.
+async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
+    let started = with_loop(|io| io.now());
+    let found = {
+        let router = app.router.borrow();
+        router
+            .find(request.host_name(), request.path())
+            .map(|(rule, args)| (rule.target.clone(), args))
+    };
+    let (endpoint, args) = match found {
+        Some((endpoint, Ok(args))) => (Some(endpoint), Ok(args)),
+        Some((_, Err(e))) => (
+            None,
+            Err(HttpError::new(400).with_log_message(e.to_string())),
+        ),
+        None => (app.default_handler.clone(), Ok(PathArgs::default())),
+    };
+    let limit = app.settings.handler_timeout;
+    let mut ex = Exchange::new(
+        request,
+        args.clone().unwrap_or_default(),
+        app.clone(),
+        writer,
+    );
+    let outcome = match (endpoint, args) {
+        (_, Err(e)) => Outcome::Done(Err(e)),
+        (None, Ok(_)) => Outcome::Done(Err(HttpError::new(404))),
+        (Some(endpoint), Ok(_)) => match timeout(limit, endpoint.call(&mut ex)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Outcome::Done(Err(HttpError::new(503)
+                .with_log_message(format!("handler still running after {limit:?}")))),
+        },
+    };
+    match outcome {
+        Outcome::Done(Ok(())) => {}
+        Outcome::Done(Err(e)) => {
+            if e.status() >= 500 {
+                tracing::error!(
+                    status = e.status(),
+                    log = e.log_message().unwrap_or(""),
+                    "handler error"
+                );
+            } else if let Some(log) = e.log_message() {
+                tracing::warn!(status = e.status(), log, "handler error");
+            }
+            fail(&mut ex, &e, None);
+        }
+        Outcome::Panicked(message) => {
+            tracing::error!(panic = %message, path = ex.request().path(), "handler panicked; answered 500");
+            fail(&mut ex, &HttpError::new(500), Some(&message));
+        }
+    }
+    ex.finish();
+    let took = with_loop(|io| io.now()) - started;
+    log_request(&ex, took);
+}
+
+/// Answers an error with its page, or (the head already sent) cuts the connection.
+fn fail(ex: &mut Exchange, error: &HttpError, traceback: Option<&str>) {
+    if ex.is_flushed() {
+        ex.abandon();
+    } else {
+        ex.send_error_page(error, traceback);
+    }
+}
+
+/// One access-log line, as Tornado's `log_request`: info below 400, warn for 4xx, error
+/// for 5xx.
+fn log_request(ex: &Exchange, took: Duration) {
+    let status = ex.status();
+    let ms = took.as_secs_f64() * 1e3;
+    let (method, uri, ip) = (ex.method().as_str(), ex.request().target(), ex.remote_ip());
+    if status < 400 {
+        tracing::info!(status, method, uri, %ip, ms, "request");
+    } else if status < 500 {
+        tracing::warn!(status, method, uri, %ip, ms, "request");
+    } else {
+        tracing::error!(status, method, uri, %ip, ms, "request");
+    }
+}

@@ -1,0 +1,419 @@
+//! `Exchange`: one request being handled and the response being built — what Tornado's
+//! `RequestHandler` instance holds besides the application's own fields.
+//!
+//! A handler reads the request (arguments, cookies, path captures) and writes the answer
+//! (status, headers, body pieces). The body is buffered until [`Exchange::flush`] (which
+//! sends what is written so far as a chunk, with back-pressure) or the end of the handler.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use eddy_core::http::form::Arguments;
+use eddy_core::http::{Request, Response, ResponseWriter};
+use eddy_core::task::with_loop;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::application::AppShared;
+use crate::cookie::{CookieError, SetCookie};
+use crate::error::{error_page, HttpError};
+use crate::routing::PathArgs;
+use crate::signed::{create_signed_value, decode_signed_value, DEFAULT_MAX_AGE_DAYS};
+
+/// Tornado's default content type.
+const HTML_UTF8: HeaderValue = HeaderValue::from_static("text/html; charset=UTF-8");
+
+/// One request and the response being built; handed to every [`crate::RequestHandler`] method.
+pub struct Exchange {
+    request: Request,
+    path_args: PathArgs,
+    app: Rc<AppShared>,
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    writer: Option<ResponseWriter>,
+    /// The status line and headers went out with a flush: the rest is a chunked body.
+    flushed: bool,
+    finished: bool,
+    body_arguments: Option<Arguments>,
+}
+
+impl Exchange {
+    pub(crate) fn new(
+        request: Request,
+        path_args: PathArgs,
+        app: Rc<AppShared>,
+        writer: ResponseWriter,
+    ) -> Exchange {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HTML_UTF8);
+        Exchange {
+            request,
+            path_args,
+            app,
+            status: 200,
+            headers,
+            body: Vec::new(),
+            writer: Some(writer),
+            flushed: false,
+            finished: false,
+            body_arguments: None,
+        }
+    }
+
+    // ----- the request -----
+
+    /// The request.
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    /// The request method.
+    pub fn method(&self) -> &Method {
+        self.request.method()
+    }
+
+    /// The route's captures, percent-decoded.
+    pub fn path_args(&self) -> &PathArgs {
+        &self.path_args
+    }
+
+    /// The `i`-th positional capture.
+    pub fn path_arg(&self, i: usize) -> Option<&str> {
+        self.path_args.get(i)
+    }
+
+    /// The client's address (the proxy-reported one with `xheaders` from trusted peers).
+    pub fn remote_ip(&self) -> std::net::IpAddr {
+        self.request.remote_ip()
+    }
+
+    /// The last value of argument `name`, from the query or the body (Tornado's
+    /// `get_argument`); missing → `400 Missing argument NAME`.
+    pub fn argument(&mut self, name: &str) -> Result<String, HttpError> {
+        self.arguments(name)?
+            .pop()
+            .ok_or_else(|| HttpError::new(400).with_reason(format!("Missing argument {name}")))
+    }
+
+    /// Every value of argument `name`, query values first, then body values.
+    pub fn arguments(&mut self, name: &str) -> Result<Vec<String>, HttpError> {
+        let mut values = self.query_arguments(name)?;
+        values.extend(self.body_arguments(name)?);
+        Ok(values)
+    }
+
+    /// Values of `name` in the query string.
+    pub fn query_arguments(&self, name: &str) -> Result<Vec<String>, HttpError> {
+        decode_all(self.request.query_arguments().get_all(name))
+    }
+
+    /// Values of `name` in an urlencoded or multipart body.
+    pub fn body_arguments(&mut self, name: &str) -> Result<Vec<String>, HttpError> {
+        decode_all(self.body_args()?.get_all(name))
+    }
+
+    /// Every query argument, in order (names with their raw values).
+    pub fn all_query_arguments(&self) -> Arguments {
+        self.request.query_arguments()
+    }
+
+    /// Every body argument, in order.
+    pub fn all_body_arguments(&mut self) -> Result<&Arguments, HttpError> {
+        self.body_args()
+    }
+
+    fn body_args(&mut self) -> Result<&Arguments, HttpError> {
+        if self.body_arguments.is_none() {
+            let form = self.request.form().map_err(|e| {
+                HttpError::new(400)
+                    .with_reason("Invalid request body")
+                    .with_log_message(e.to_string())
+            })?;
+            self.body_arguments = Some(form.arguments);
+        }
+        Ok(self.body_arguments.as_ref().expect("just parsed"))
+    }
+
+    /// The request's cookie `name`.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.request.cookie(name)
+    }
+
+    /// The payload of the signed cookie `name` (Tornado's `get_signed_cookie`, version 2):
+    /// `None` when missing, tampered, older than 31 days, or signed with another key.
+    pub fn signed_cookie(&self, name: &str) -> Option<String> {
+        self.signed_cookie_max_age(name, DEFAULT_MAX_AGE_DAYS)
+    }
+
+    /// [`Exchange::signed_cookie`] with a maximum age in days.
+    pub fn signed_cookie_max_age(&self, name: &str, max_age_days: u64) -> Option<String> {
+        let keys = self.app.settings.cookie_secret.as_ref()?;
+        let value = self.cookie(name)?;
+        let value = value.trim_matches('"');
+        let payload = decode_signed_value(keys, name, value, unix_now(), max_age_days)?;
+        String::from_utf8(payload).ok()
+    }
+
+    /// The URL path of the named route (Tornado's `reverse_url`).
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, HttpError> {
+        self.app
+            .router
+            .borrow()
+            .reverse_url(name, args)
+            .map_err(|e| HttpError::new(500).with_log_message(e.to_string()))
+    }
+
+    // ----- the response -----
+
+    /// Sets the status (unknown codes are allowed; their reason is "Unknown").
+    pub fn set_status(&mut self, status: u16) {
+        self.status = status.clamp(100, 999);
+    }
+
+    /// The status set so far.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Replaces header `name` (a value with CR, LF or other control bytes is an error).
+    pub fn set_header(&mut self, name: &str, value: &str) -> Result<(), HttpError> {
+        let (name, value) = header_pair(name, value)?;
+        self.headers.insert(name, value);
+        Ok(())
+    }
+
+    /// Adds a value to header `name` (several `Set-Cookie`s, say).
+    pub fn add_header(&mut self, name: &str, value: &str) -> Result<(), HttpError> {
+        let (name, value) = header_pair(name, value)?;
+        self.headers.append(name, value);
+        Ok(())
+    }
+
+    /// Removes header `name` from the response.
+    pub fn clear_header(&mut self, name: &str) {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            self.headers.remove(name);
+        }
+    }
+
+    /// The response headers so far.
+    pub fn response_headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Appends to the body (text or bytes).
+    pub fn write(&mut self, data: impl AsRef<[u8]>) {
+        self.body.extend_from_slice(data.as_ref());
+    }
+
+    /// Writes `value` as JSON and sets `Content-Type: application/json; charset=UTF-8`.
+    pub fn write_json(&mut self, value: &impl serde::Serialize) -> Result<(), HttpError> {
+        let json = serde_json::to_vec(value).map_err(|e| {
+            HttpError::new(500).with_log_message(format!("JSON encoding failed: {e}"))
+        })?;
+        self.headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=UTF-8"),
+        );
+        self.body.extend_from_slice(&json);
+        Ok(())
+    }
+
+    /// Sets a cookie (`Path=/` unless `cookie` says otherwise).
+    pub fn set_cookie(&mut self, cookie: SetCookie) -> Result<(), CookieError> {
+        let value = cookie.render()?;
+        let value = HeaderValue::from_str(&value).map_err(|_| CookieError::Value(cookie.name))?;
+        self.headers.append(http::header::SET_COOKIE, value);
+        Ok(())
+    }
+
+    /// Deletes cookie `name` in the client.
+    pub fn clear_cookie(&mut self, name: &str) -> Result<(), CookieError> {
+        self.set_cookie(SetCookie::removal(name, unix_now()))
+    }
+
+    /// Sets a cookie signed with the application's `cookie_secret` (Tornado's
+    /// `set_signed_cookie`); an error if no secret is configured.
+    pub fn set_signed_cookie(&mut self, name: &str, value: &str) -> Result<(), HttpError> {
+        let keys = self.app.settings.cookie_secret.as_ref().ok_or_else(|| {
+            HttpError::new(500)
+                .with_log_message("set_signed_cookie needs the cookie_secret setting")
+        })?;
+        let signed =
+            create_signed_value(keys, name, value.as_bytes(), unix_now()).ok_or_else(|| {
+                HttpError::new(500).with_log_message("no key for the current key version")
+            })?;
+        let mut cookie = SetCookie::new(name, signed);
+        cookie.max_age = Some(30 * 86_400);
+        cookie.http_only = true;
+        self.set_cookie(cookie)
+            .map_err(|e| HttpError::new(500).with_log_message(e.to_string()))
+    }
+
+    /// Redirects to `url` (302, or 301 when `permanent`) and finishes.
+    pub fn redirect(&mut self, url: &str, permanent: bool) -> Result<(), HttpError> {
+        self.redirect_with_status(url, if permanent { 301 } else { 302 })
+    }
+
+    /// Redirects with a given 3xx status and finishes.
+    pub fn redirect_with_status(&mut self, url: &str, status: u16) -> Result<(), HttpError> {
+        if !(300..400).contains(&status) {
+            return Err(HttpError::new(500).with_log_message("redirect status must be 3xx"));
+        }
+        let location = HeaderValue::from_str(url)
+            .map_err(|_| HttpError::new(500).with_log_message("redirect URL has control bytes"))?;
+        self.set_status(status);
+        self.headers.insert(LOCATION, location);
+        self.finish();
+        Ok(())
+    }
+
+    /// Answers with the default error page for `status` and finishes (Tornado's `send_error`).
+    pub fn send_error(&mut self, status: u16) {
+        self.send_error_page(&HttpError::new(status), None);
+    }
+
+    /// The error page for `error`, with `traceback` in debug mode; nothing if already sent.
+    pub(crate) fn send_error_page(&mut self, error: &HttpError, traceback: Option<&str>) {
+        if self.flushed || self.finished {
+            return; // the head is out: the connection closes instead (see `finish`)
+        }
+        self.body.clear();
+        let allow = self.headers.remove(http::header::ALLOW);
+        self.headers.clear();
+        if let (Some(allow), 405) = (allow, error.status()) {
+            self.headers.insert(http::header::ALLOW, allow);
+        }
+        self.headers.insert(CONTENT_TYPE, HTML_UTF8);
+        self.status = error.status();
+        let traceback = traceback.filter(|_| self.app.settings.serve_traceback());
+        let page = error_page(error.status(), error.reason(), traceback);
+        self.body.extend_from_slice(page.as_bytes());
+        self.finish();
+    }
+
+    /// True once the response is complete (the handler may still run `on_finish`).
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Sends the status, headers and the body written so far as a chunk, and waits until the
+    /// socket has taken them (back-pressure). The response stays open for more writes.
+    pub async fn flush(&mut self) -> Result<(), HttpError> {
+        if self.finished {
+            return Err(HttpError::new(500).with_log_message("flush after finish"));
+        }
+        let closed = || HttpError::new(499).with_log_message("client went away");
+        let writer = self.writer.as_mut().ok_or_else(closed)?;
+        if !self.flushed {
+            self.flushed = true;
+            self.headers.remove(CONTENT_LENGTH);
+            writer
+                .start(status_code(self.status), &self.headers)
+                .map_err(|_| closed())?;
+        }
+        if !self.body.is_empty() {
+            let piece = Bytes::from(std::mem::take(&mut self.body));
+            writer.write(piece).map_err(|_| closed())?;
+        }
+        writer.flush().await.map_err(|_| closed())
+    }
+
+    /// Completes the response now: the body written so far is sent, with an `ETag` (and a
+    /// 304 instead when the client's `If-None-Match` matches). Idempotent.
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        let Some(mut writer) = self.writer.take() else {
+            return;
+        };
+        if self.flushed {
+            if !self.body.is_empty() {
+                let _ = writer.write(Bytes::from(std::mem::take(&mut self.body)));
+            }
+            let _ = writer.finish();
+            return;
+        }
+        if self.status == 200 && matches!(*self.method(), Method::GET | Method::HEAD) {
+            let etag = format!("\"{}\"", sha1_smol::Sha1::from(&self.body).digest());
+            if let Ok(value) = HeaderValue::from_str(&etag) {
+                self.headers.entry(ETAG).or_insert(value);
+            }
+            if self.etag_matches() {
+                self.status = 304;
+                self.body.clear();
+                for name in [CONTENT_TYPE, CONTENT_LENGTH, http::header::CONTENT_ENCODING] {
+                    self.headers.remove(name);
+                }
+            }
+        }
+        let response = Response {
+            status: status_code(self.status),
+            headers: std::mem::take(&mut self.headers),
+            body: Bytes::from(std::mem::take(&mut self.body)),
+        };
+        let _ = writer.respond(response); // the client may have gone
+    }
+
+    /// The request's `If-None-Match` names the response's ETag (weak comparison, or `*`).
+    fn etag_matches(&self) -> bool {
+        let Some(ours) = self.headers.get(ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let ours = ours.trim_start_matches("W/");
+        self.request.header_all("if-none-match").any(|value| {
+            String::from_utf8_lossy(value).split(',').any(|tag| {
+                let tag = tag.trim();
+                tag == "*" || tag.trim_start_matches("W/") == ours
+            })
+        })
+    }
+
+    /// Whether the head already went out (a later error can only cut the connection).
+    pub(crate) fn is_flushed(&self) -> bool {
+        self.flushed
+    }
+
+    /// Drops the writer without answering: the connection closes (after a flush, an error
+    /// cannot be reported in-band).
+    pub(crate) fn abandon(&mut self) {
+        self.finished = true;
+        self.writer = None;
+    }
+
+    /// The application's settings.
+    pub fn settings(&self) -> &crate::Settings {
+        &self.app.settings
+    }
+}
+
+/// The loop's wall clock, in Unix seconds.
+fn unix_now() -> u64 {
+    with_loop(|io| io.unix_time_secs())
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), HttpError> {
+    let bad = |what: &str| {
+        HttpError::new(500).with_log_message(format!("invalid header {what}: {name:?}"))
+    };
+    let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad("name"))?;
+    let value = HeaderValue::from_str(value).map_err(|_| bad("value"))?;
+    Ok((name, value))
+}
+
+fn decode_all<'a>(values: impl Iterator<Item = &'a Bytes>) -> Result<Vec<String>, HttpError> {
+    values
+        .map(|v| match String::from_utf8_lossy(v) {
+            Cow::Borrowed(s) => Ok(s.to_owned()),
+            Cow::Owned(_) => Err(HttpError::new(400).with_reason("Invalid unicode in argument")),
+        })
+        .collect()
+}

@@ -1,0 +1,162 @@
+//! `RequestHandler`: the trait an application's handlers implement (Tornado's
+//! `RequestHandler` subclasses), and how one request is dispatched to it.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http::Method;
+
+use crate::error::HttpError;
+use crate::exchange::Exchange;
+
+/// One async method per HTTP verb; the ones not written answer 405 with `Allow`.
+///
+/// A handler value is made fresh for every request (by its route's factory), so it may keep
+/// per-request state in its fields. A method without `.await` is an ordinary synchronous
+/// handler; errors are returned (`Err(HttpError::new(404))`) or sent with `send_error`.
+///
+/// ```
+/// use eddy_web::{Exchange, HttpError, RequestHandler};
+/// use http::Method;
+///
+/// struct Echo;
+/// impl RequestHandler for Echo {
+///     const METHODS: &'static [Method] = &[Method::GET, Method::HEAD, Method::POST];
+///     async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+///         let name = ex.argument("name")?; // missing: 400 Missing argument name
+///         ex.write(format!("hi {name}"));
+///         Ok(())
+///     }
+///     async fn post(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+///         let body = ex.request().body().clone();
+///         ex.write(body);
+///         Ok(())
+///     }
+/// }
+/// ```
+#[allow(async_fn_in_trait)] // handlers run on the loop's thread: no Send bound wanted
+pub trait RequestHandler: 'static {
+    /// The methods this handler implements, listed in `Allow` on a 405 (HEAD follows GET).
+    const METHODS: &'static [Method] = &[Method::GET, Method::HEAD];
+
+    /// Runs before the verb method; finishing the exchange here skips it.
+    async fn prepare(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Ok(())
+    }
+    /// GET.
+    async fn get(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(405))
+    }
+    /// HEAD: by default runs [`get`](Self::get); the server sends no body.
+    async fn head(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        self.get(ex).await
+    }
+    /// POST.
+    async fn post(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(405))
+    }
+    /// PUT.
+    async fn put(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(405))
+    }
+    /// PATCH.
+    async fn patch(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(405))
+    }
+    /// DELETE.
+    async fn delete(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(405))
+    }
+    /// OPTIONS.
+    async fn options(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(405))
+    }
+    /// Runs after the response is complete (logging, clean-up); not on a cancelled request.
+    fn on_finish(&mut self, _ex: &Exchange) {}
+}
+
+/// A route's handler with its type erased: makes a handler per request and runs it.
+pub(crate) trait Endpoint {
+    fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+}
+
+/// How a handler's run ended.
+pub(crate) enum Outcome {
+    /// It returned; `Err` is answered with its page.
+    Done(Result<(), HttpError>),
+    /// It panicked, with this message.
+    Panicked(String),
+}
+
+/// A factory of handlers of type `H`.
+pub(crate) struct Factory<F>(pub(crate) F);
+
+impl<H, F> Endpoint for Factory<F>
+where
+    H: RequestHandler,
+    F: Fn() -> H + 'static,
+{
+    fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
+        Box::pin(async move {
+            let mut handler = (self.0)();
+            let outcome = CatchUnwind(Box::pin(dispatch(&mut handler, ex))).await;
+            if let Outcome::Done(Err(e)) = &outcome {
+                if e.status() == 405 && !ex.is_finished() {
+                    let allow = H::METHODS
+                        .iter()
+                        .map(Method::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let _ = ex.set_header("allow", &allow);
+                }
+            }
+            if !matches!(outcome, Outcome::Panicked(_)) {
+                handler.on_finish(ex);
+            }
+            outcome
+        })
+    }
+}
+
+/// `prepare`, then the verb's method.
+async fn dispatch<H: RequestHandler>(h: &mut H, ex: &mut Exchange) -> Result<(), HttpError> {
+    h.prepare(ex).await?;
+    if ex.is_finished() {
+        return Ok(());
+    }
+    let method = ex.method().clone();
+    match method {
+        Method::GET => h.get(ex).await,
+        Method::HEAD => h.head(ex).await,
+        Method::POST => h.post(ex).await,
+        Method::PUT => h.put(ex).await,
+        Method::PATCH => h.patch(ex).await,
+        Method::DELETE => h.delete(ex).await,
+        Method::OPTIONS => h.options(ex).await,
+        _ => Err(HttpError::new(405)),
+    }
+}
+
+/// Polls a future, turning a panic in it into [`Outcome::Panicked`].
+struct CatchUnwind<'a>(Pin<Box<dyn Future<Output = Result<(), HttpError>> + 'a>>);
+
+impl Future for CatchUnwind<'_> {
+    type Output = Outcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(result)) => Poll::Ready(Outcome::Done(result)),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".into());
+                Poll::Ready(Outcome::Panicked(message))
+            }
+        }
+    }
+}

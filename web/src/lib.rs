@@ -1,0 +1,42 @@
+//! eddy-web: Tornado's `tornado.web` on eddy — an [`Application`] of routes to
+//! [`RequestHandler`]s, run as async tasks on eddy-core's `HttpServer`.
+//!
+//! ```
+//! use eddy_web::{Application, Exchange, HttpError, RequestHandler, Route};
+//!
+//! struct MainPage;
+//! impl RequestHandler for MainPage {
+//!     async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+//!         ex.write("Hello, world");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let app = Application::new(vec![Route::new(r"/", || MainPage)]);
+//! let mut client = eddy_web::testing::TestClient::new(app);
+//! let response = client.get("/");
+//! assert_eq!(response.status, 200);
+//! assert_eq!(response.text(), "Hello, world");
+//! ```
+//!
+//! Like eddy-core it touches no socket and no file: the same application runs on the OS
+//! drivers (`Application::into_server`, then listen) and in-process on the simulator
+//! ([`testing::TestClient`]), deterministically and optionally under faults.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod application;
+pub mod cookie;
+mod error;
+pub mod escape;
+mod exchange;
+mod handler;
+pub mod routing;
+pub mod signed;
+pub mod testing;
+
+pub use application::{Application, Route, Settings};
+pub use error::{error_page, reason_phrase, HttpError};
+pub use exchange::Exchange;
+pub use handler::RequestHandler;
+pub use routing::RouteError;

@@ -1,0 +1,439 @@
+//! Routing: request paths (and hosts) to targets by regular expression, as Tornado's
+//! `Application` routes — anchored at both ends, captures handed out percent-decoded, named
+//! routes reversible into URLs.
+//!
+//! Owns matching and reversing; what a route points to is generic (`Router<T>`), so this
+//! module knows nothing of handlers.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use eddy_core::http::form::percent_decode;
+use regex::Regex;
+
+/// Why a route could not be built or reversed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    /// The pattern is not a valid regular expression.
+    #[error("invalid route pattern {pattern:?}: {message}")]
+    Pattern {
+        /// The pattern.
+        pattern: String,
+        /// What the regex compiler said.
+        message: String,
+    },
+    /// No route has this name.
+    #[error("no route named {0:?}")]
+    UnknownName(String),
+    /// Two routes have the same name.
+    #[error("two routes are named {0:?}")]
+    DuplicateName(String),
+    /// The route's pattern cannot be turned back into a URL (nested or non-capturing groups,
+    /// or escapes such as `\d` outside a group).
+    #[error("route {0:?} cannot be reversed")]
+    NotReversible(String),
+    /// `reverse_url` got a different number of arguments than the pattern has groups.
+    #[error("route {name:?} takes {expected} arguments, got {got}")]
+    ArgumentCount {
+        /// The route's name.
+        name: String,
+        /// Groups in the pattern.
+        expected: usize,
+        /// Arguments given.
+        got: usize,
+    },
+}
+
+/// A compiled path pattern: `^(?:PATTERN)$`, plus how to reverse it.
+#[derive(Debug, Clone)]
+pub struct PathPattern {
+    source: String,
+    regex: Regex,
+    /// Capture group names in order (`None` for unnamed groups).
+    names: Vec<Option<String>>,
+    /// Literal pieces between groups, when the pattern is reversible.
+    reverse: Option<Vec<String>>,
+}
+
+/// The captures of a matched path, percent-decoded (`None`: an optional group that did not
+/// take part in the match).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathArgs {
+    /// Unnamed groups in order (empty when the pattern has named groups, as in Tornado).
+    pub positional: Vec<Option<String>>,
+    /// Named groups, in pattern order.
+    pub named: Vec<(String, Option<String>)>,
+}
+
+impl PathArgs {
+    /// The positional capture at `i`.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.positional.get(i).and_then(|a| a.as_deref())
+    }
+
+    /// The named capture `name`.
+    pub fn named(&self, name: &str) -> Option<&str> {
+        self.named
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// A capture that is not valid UTF-8 once percent-decoded (Tornado answers 400).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid unicode in a path argument")]
+pub struct InvalidPathArg;
+
+impl PathPattern {
+    /// Compiles `pattern`, anchored at both ends.
+    pub fn new(pattern: &str) -> Result<PathPattern, RouteError> {
+        let body = pattern.strip_prefix('^').unwrap_or(pattern);
+        let body = body.strip_suffix('$').unwrap_or(body);
+        let regex = Regex::new(&format!("^(?:{body})$")).map_err(|e| RouteError::Pattern {
+            pattern: pattern.to_owned(),
+            message: e.to_string(),
+        })?;
+        let names = regex
+            .capture_names()
+            .skip(1)
+            .map(|n| n.map(str::to_owned))
+            .collect::<Vec<_>>();
+        let reverse = reverse_pieces(body, names.len());
+        Ok(PathPattern {
+            source: pattern.to_owned(),
+            regex,
+            names,
+            reverse,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Number of capture groups.
+    pub fn groups(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Matches `path` (the raw, still percent-encoded request path); captures come decoded.
+    pub fn matches(&self, path: &str) -> Option<Result<PathArgs, InvalidPathArg>> {
+        if self.names.is_empty() {
+            return self.regex.is_match(path).then(|| Ok(PathArgs::default()));
+        }
+        let caps = self.regex.captures(path)?;
+        let decode = |i: usize| -> Result<Option<String>, InvalidPathArg> {
+            match caps.get(i + 1) {
+                None => Ok(None),
+                Some(m) => match percent_decode(m.as_str().as_bytes(), false) {
+                    Cow::Borrowed(b) => std::str::from_utf8(b)
+                        .map(|s| Some(s.to_owned()))
+                        .map_err(|_| InvalidPathArg),
+                    Cow::Owned(v) => String::from_utf8(v).map(Some).map_err(|_| InvalidPathArg),
+                },
+            }
+        };
+        let mut args = PathArgs::default();
+        let named = self.names.iter().any(Option::is_some);
+        for (i, name) in self.names.iter().enumerate() {
+            let value = match decode(i) {
+                Ok(v) => v,
+                Err(e) => return Some(Err(e)),
+            };
+            match (named, name) {
+                (true, Some(n)) => args.named.push((n.clone(), value)),
+                (true, None) => {} // Tornado drops unnamed groups when any is named
+                (false, _) => args.positional.push(value),
+            }
+        }
+        Some(Ok(args))
+    }
+
+    /// Builds the URL path for `args` (each percent-encoded), as Tornado's `reverse_url`.
+    pub fn reverse(&self, name: &str, args: &[&str]) -> Result<String, RouteError> {
+        let pieces = self
+            .reverse
+            .as_ref()
+            .ok_or_else(|| RouteError::NotReversible(name.to_owned()))?;
+        if args.len() != self.groups() {
+            return Err(RouteError::ArgumentCount {
+                name: name.to_owned(),
+                expected: self.groups(),
+                got: args.len(),
+            });
+        }
+        let mut out = pieces[0].clone();
+        for (arg, piece) in args.iter().zip(&pieces[1..]) {
+            out.push_str(&crate::escape::url_escape(arg, false));
+            out.push_str(piece);
+        }
+        Ok(out)
+    }
+}
+
+/// The literal pieces around the groups of `body` (Tornado's `_find_groups`), or `None`
+/// when the pattern cannot be reversed.
+fn reverse_pieces(body: &str, groups: usize) -> Option<Vec<String>> {
+    if body.matches('(').count() != groups {
+        return None; // nested, non-capturing or escaped parentheses
+    }
+    let mut pieces = Vec::with_capacity(groups + 1);
+    let mut fragments = body.split('(');
+    pieces.push(unescape_literal(fragments.next().unwrap_or(""))?);
+    for fragment in fragments {
+        let close = fragment.find(')')?;
+        pieces.push(unescape_literal(&fragment[close + 1..])?);
+    }
+    Some(pieces)
+}
+
+/// Undoes `\X` escapes of punctuation; anything regex-special outside a group is refused.
+fn unescape_literal(s: &str) -> Option<String> {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                let next = chars.next()?;
+                if next.is_ascii_alphanumeric() {
+                    return None; // \d, \w, \b ... have no single literal
+                }
+                out.push(next);
+            }
+            '.' | '*' | '+' | '?' | '[' | ']' | '{' | '}' | '|' | '^' | '$' | ')' => return None,
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// A compiled host pattern (virtual hosts): anchored, matched against the host name without
+/// its port, case-insensitively.
+#[derive(Debug, Clone)]
+pub struct HostPattern {
+    source: String,
+    regex: Regex,
+}
+
+impl HostPattern {
+    /// Compiles `pattern`.
+    pub fn new(pattern: &str) -> Result<HostPattern, RouteError> {
+        let body = pattern.strip_prefix('^').unwrap_or(pattern);
+        let body = body.strip_suffix('$').unwrap_or(body);
+        let regex = Regex::new(&format!("(?i)^(?:{body})$")).map_err(|e| RouteError::Pattern {
+            pattern: pattern.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(HostPattern {
+            source: pattern.to_owned(),
+            regex,
+        })
+    }
+
+    /// True if `host_name` (no port) matches.
+    pub fn matches(&self, host_name: &str) -> bool {
+        self.regex.is_match(host_name)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+/// One route of a [`Router`]: a path pattern, an optional name, and what it points to.
+#[derive(Debug, Clone)]
+pub struct Rule<T> {
+    /// The compiled pattern.
+    pub pattern: PathPattern,
+    /// The route's name, for `reverse_url`.
+    pub name: Option<String>,
+    /// What a match yields.
+    pub target: T,
+}
+
+/// Routes grouped by host pattern; the group added first without a host matches any host and
+/// is tried last, as in Tornado.
+#[derive(Debug, Clone)]
+pub struct Router<T> {
+    /// `(host, rules)`; `None` matches every host.
+    groups: Vec<(Option<HostPattern>, Vec<Rule<T>>)>,
+    names: HashMap<String, (usize, usize)>,
+}
+
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Router {
+            groups: vec![(None, Vec::new())],
+            names: HashMap::new(),
+        }
+    }
+}
+
+impl<T> Router<T> {
+    /// Adds rules to the any-host group.
+    pub fn add(&mut self, rules: Vec<Rule<T>>) -> Result<(), RouteError> {
+        let last = self.groups.len() - 1;
+        self.extend_group(last, rules)
+    }
+
+    /// Adds rules for hosts matching `host`, tried before the any-host group.
+    pub fn add_for_host(&mut self, host: &str, rules: Vec<Rule<T>>) -> Result<(), RouteError> {
+        let pattern = HostPattern::new(host)?;
+        let at = self.groups.len() - 1;
+        self.groups.insert(at, (Some(pattern), Vec::new()));
+        // Indices of the any-host group's names moved by one.
+        for (group, _) in self.names.values_mut() {
+            if *group >= at {
+                *group += 1;
+            }
+        }
+        self.extend_group(at, rules)
+    }
+
+    fn extend_group(&mut self, group: usize, rules: Vec<Rule<T>>) -> Result<(), RouteError> {
+        for rule in rules {
+            if let Some(name) = &rule.name {
+                let index = self.groups[group].1.len();
+                if self.names.insert(name.clone(), (group, index)).is_some() {
+                    return Err(RouteError::DuplicateName(name.clone()));
+                }
+            }
+            self.groups[group].1.push(rule);
+        }
+        Ok(())
+    }
+
+    /// The first rule matching `host_name` and `path`, with its captures.
+    pub fn find(
+        &self,
+        host_name: &str,
+        path: &str,
+    ) -> Option<(&Rule<T>, Result<PathArgs, InvalidPathArg>)> {
+        for (host, rules) in &self.groups {
+            if host.as_ref().is_some_and(|h| !h.matches(host_name)) {
+                continue;
+            }
+            for rule in rules {
+                if let Some(args) = rule.pattern.matches(path) {
+                    return Some((rule, args));
+                }
+            }
+        }
+        None
+    }
+
+    /// The URL path of the route named `name` with `args` filled in.
+    pub fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, RouteError> {
+        let &(group, index) = self
+            .names
+            .get(name)
+            .ok_or_else(|| RouteError::UnknownName(name.to_owned()))?;
+        self.groups[group].1[index].pattern.reverse(name, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(pattern: &str, name: Option<&str>, target: u32) -> Rule<u32> {
+        Rule {
+            pattern: PathPattern::new(pattern).unwrap(),
+            name: name.map(str::to_owned),
+            target,
+        }
+    }
+
+    #[test]
+    fn patterns_are_anchored_at_both_ends() {
+        let p = PathPattern::new(r"/user/(\d+)").unwrap();
+        assert!(p.matches("/user/12").is_some());
+        assert!(p.matches("/user/12/x").is_none());
+        assert!(p.matches("/x/user/12").is_none());
+        let alt = PathPattern::new(r"/a|/b").unwrap();
+        assert!(alt.matches("/a").is_some() && alt.matches("/b").is_some());
+        assert!(
+            alt.matches("/ab").is_none(),
+            "alternation stays inside the anchors"
+        );
+    }
+
+    #[test]
+    fn captures_are_percent_decoded_positional_or_named() {
+        let p = PathPattern::new(r"/f/([^/]+)/(\d+)?").unwrap();
+        let args = p.matches("/f/a%20b%2Fc+d/").unwrap().unwrap();
+        assert_eq!(args.positional, vec![Some("a b/c+d".into()), None]);
+        let n = PathPattern::new(r"/u/(?P<id>\d+)/(\w+)").unwrap();
+        let args = n.matches("/u/7/x").unwrap().unwrap();
+        assert!(args.positional.is_empty());
+        assert_eq!(args.named("id"), Some("7"));
+        assert_eq!(
+            PathPattern::new("/(.*)").unwrap().matches("/%ff"),
+            Some(Err(InvalidPathArg))
+        );
+    }
+
+    #[test]
+    fn reverse_url_follows_tornados_rules() {
+        let mut r = Router::default();
+        r.add(vec![
+            rule(r"/user/(\d+)", Some("user"), 1),
+            rule(r"/a/([^/]+)/b/(\w+)\.json", Some("two"), 2),
+            rule(r"/x/(?:\d+)", Some("nc"), 3),
+            rule(r"/static/", Some("plain"), 4),
+        ])
+        .unwrap();
+        assert_eq!(r.reverse_url("user", &["42"]).unwrap(), "/user/42");
+        assert_eq!(
+            r.reverse_url("two", &["a b", "c/d"]).unwrap(),
+            "/a/a%20b/b/c%2Fd.json"
+        );
+        assert_eq!(r.reverse_url("plain", &[]).unwrap(), "/static/");
+        assert!(matches!(
+            r.reverse_url("nc", &["1"]),
+            Err(RouteError::NotReversible(_))
+        ));
+        assert!(matches!(
+            r.reverse_url("user", &[]),
+            Err(RouteError::ArgumentCount {
+                expected: 1,
+                got: 0,
+                ..
+            })
+        ));
+        assert!(matches!(
+            r.reverse_url("nope", &[]),
+            Err(RouteError::UnknownName(_))
+        ));
+        assert!(matches!(
+            r.add(vec![rule("/dup", Some("user"), 5)]),
+            Err(RouteError::DuplicateName(_))
+        ));
+    }
+
+    #[test]
+    fn host_groups_are_tried_before_the_any_host_group() {
+        let mut r = Router::default();
+        r.add(vec![rule("/", Some("home"), 1)]).unwrap();
+        r.add_for_host(r"api\.example\.com", vec![rule("/", None, 2)])
+            .unwrap();
+        assert_eq!(r.find("API.example.com", "/").unwrap().0.target, 2);
+        assert_eq!(r.find("www.example.com", "/").unwrap().0.target, 1);
+        assert_eq!(
+            r.reverse_url("home", &[]).unwrap(),
+            "/",
+            "names survive the insert"
+        );
+    }
+
+    #[test]
+    fn an_invalid_pattern_is_an_error_value() {
+        assert!(matches!(
+            PathPattern::new("/(unclosed"),
+            Err(RouteError::Pattern { .. })
+        ));
+    }
+}
