@@ -129,6 +129,9 @@ impl TestClient {
             request = request.header("cookie", &cookie);
         }
         request.body = body;
+        request.follow_redirects = false;
+        request.error_for_status = false;
+        request.decompress_response = false;
         request.request_timeout = Some(Duration::from_secs(600));
         let slot: Rc<RefCell<Option<Result<TestResponse, ClientError>>>> = Rc::default();
         let out = slot.clone();

@@ -1,0 +1,324 @@
+//! The web layer through the test client on eddy-sim: routing, 404/405/Allow, HEAD,
+//! arguments, redirects, cookies and signed cookies, ETag/304, errors, panics, the handler
+//! time-out, flushed responses, and virtual hosts.
+
+use eddy_core::task::sleep;
+use eddy_core::Duration;
+use eddy_web::signed::SigningKeys;
+use eddy_web::testing::TestClient;
+use eddy_web::{Application, Exchange, HttpError, RequestHandler, Route, Settings};
+use http::Method;
+
+struct Hello;
+impl RequestHandler for Hello {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.write("Hello, world");
+        Ok(())
+    }
+}
+
+struct User;
+impl RequestHandler for User {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let id: u64 = ex
+            .path_arg(0)
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| HttpError::new(404))?;
+        ex.write_json(&serde_json::json!({"id": id, "name": format!("user {id}")}))
+    }
+}
+
+struct Args;
+impl RequestHandler for Args {
+    const METHODS: &'static [Method] = &[Method::GET, Method::HEAD, Method::POST];
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let name = ex.argument("name")?;
+        ex.write(format!("name={name}"));
+        Ok(())
+    }
+    async fn post(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let all = ex.arguments("v")?;
+        ex.write(all.join(","));
+        Ok(())
+    }
+}
+
+struct Counter;
+impl RequestHandler for Counter {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let n: u64 = ex
+            .signed_cookie("count")
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+            + 1;
+        ex.set_signed_cookie("count", &n.to_string())?;
+        ex.write(n.to_string());
+        Ok(())
+    }
+}
+
+struct Old;
+impl RequestHandler for Old {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.redirect("/", true)
+    }
+}
+
+struct Panics;
+impl RequestHandler for Panics {
+    async fn get(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        panic!("handler bug");
+    }
+}
+
+struct Status;
+impl RequestHandler for Status {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let code: u16 = ex
+            .path_arg(0)
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| HttpError::new(400))?;
+        ex.send_error(code);
+        Ok(())
+    }
+}
+
+struct Slow;
+impl RequestHandler for Slow {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let ms: u64 = ex
+            .argument("ms")?
+            .parse()
+            .map_err(|_| HttpError::new(400))?;
+        sleep(Duration::from_millis(ms)).await;
+        ex.write(format!("slept {ms}"));
+        Ok(())
+    }
+}
+
+struct Stream;
+impl RequestHandler for Stream {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        for i in 0..3 {
+            ex.write(format!("chunk {i}\n"));
+            ex.flush().await?;
+        }
+        Ok(())
+    }
+}
+
+struct Injects;
+impl RequestHandler for Injects {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.set_header("x-evil", "a\r\nSet-Cookie: pwned=1")?;
+        Ok(())
+    }
+}
+
+fn app() -> Application {
+    let settings = Settings {
+        cookie_secret: Some(SigningKeys::Single(b"test secret".to_vec())),
+        handler_timeout: Duration::from_secs(10),
+        ..Settings::default()
+    };
+    Application::try_new(
+        vec![
+            Route::new("/", || Hello),
+            Route::new(r"/user/(\d+)", || User).named("user"),
+            Route::new("/args", || Args),
+            Route::new("/counter", || Counter),
+            Route::new("/old", || Old),
+            Route::new("/panic", || Panics),
+            Route::new(r"/status/(\d+)", || Status),
+            Route::new("/sleep", || Slow),
+            Route::new("/stream", || Stream),
+            Route::new("/inject", || Injects),
+        ],
+        settings,
+    )
+    .unwrap()
+}
+
+#[test]
+fn routes_captures_json_and_404() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/");
+    assert_eq!((r.status, r.text().as_str()), (200, "Hello, world"));
+    assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
+    assert!(r.header("date").is_some() && r.header("server").is_some());
+    let r = c.get("/user/42");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({"id": 42, "name": "user 42"}));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
+    let r = c.get("/user/x");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.text(),
+        "<html><title>404: Not Found</title><body>404: Not Found</body></html>"
+    );
+    assert_eq!(c.get("/user/1/more").status, 404);
+    assert_eq!(app().reverse_url("user", &["42"]).unwrap(), "/user/42");
+}
+
+#[test]
+fn unimplemented_and_unknown_methods_get_405_with_allow_and_head_runs_get() {
+    let mut c = TestClient::new(app());
+    let r = c.post("/", &[], "x");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = c
+        .fetch(Method::DELETE, "/args", &[], Default::default())
+        .unwrap();
+    assert_eq!(r.header("allow"), Some("GET, HEAD, POST"));
+    let odd = Method::from_bytes(b"BREW").unwrap();
+    assert_eq!(
+        c.fetch(odd, "/", &[], Default::default()).unwrap().status,
+        405
+    );
+    let r = c.fetch(Method::HEAD, "/", &[], Default::default()).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    assert_eq!(r.header("content-length"), Some("12"));
+}
+
+#[test]
+fn arguments_from_query_and_body_and_a_missing_one_is_400() {
+    let mut c = TestClient::new(app());
+    assert_eq!(c.get("/args?name=a%20b").text(), "name=a b");
+    let r = c.get("/args");
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("Missing argument name"), "{}", r.text());
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(c.post("/args?v=q", &form, "v=1&v=2").text(), "q,1,2");
+}
+
+#[test]
+fn signed_cookies_count_up_and_a_tampered_one_starts_again() {
+    let mut c = TestClient::new(app());
+    assert_eq!(c.get("/counter").text(), "1");
+    assert_eq!(c.get("/counter").text(), "2");
+    assert_eq!(c.get("/counter").text(), "3");
+    let good = c.cookies()["count"].clone();
+    assert!(good.starts_with("2|1:0|"), "{good}");
+    c.set_cookie("count", &good.replace("4:Mw==", "4:OQ=="));
+    assert_eq!(
+        c.get("/counter").text(),
+        "1",
+        "a tampered cookie reads as absent"
+    );
+    // Signed with another secret: also absent.
+    let mut other = TestClient::new(app());
+    let foreign = eddy_web::signed::create_signed_value(
+        &SigningKeys::Single(b"another".to_vec()),
+        "count",
+        b"41",
+        1,
+    )
+    .unwrap();
+    other.set_cookie("count", &foreign);
+    assert_eq!(other.get("/counter").text(), "1");
+}
+
+#[test]
+fn redirects_etags_and_error_pages() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/old");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/"));
+    let r = c.get("/");
+    let etag = r.header("etag").unwrap().to_owned();
+    let r = c
+        .fetch(
+            Method::GET,
+            "/",
+            &[("if-none-match", &etag)],
+            Default::default(),
+        )
+        .unwrap();
+    assert_eq!(r.status, 304);
+    assert!(r.body.is_empty());
+    let r = c.get("/status/503");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.text(),
+        "<html><title>503: Service Unavailable</title><body>503: Service Unavailable</body></html>"
+    );
+    assert_eq!(c.get("/status/599").status, 599);
+    let r = c.get("/inject");
+    assert_eq!(r.status, 500);
+    assert!(r.header("x-evil").is_none() && r.header("set-cookie").is_none());
+}
+
+#[test]
+fn a_panicking_handler_is_a_500_and_the_server_keeps_serving() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/panic");
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text(),
+        "<html><title>500: Internal Server Error</title><body>500: Internal Server Error</body></html>"
+    );
+    assert_eq!(c.get("/").status, 200);
+}
+
+#[test]
+fn timers_do_not_block_and_the_handler_timeout_cuts_a_slow_one() {
+    let mut c = TestClient::new(app());
+    let before = c.sim().now();
+    assert_eq!(c.get("/sleep?ms=250").text(), "slept 250");
+    assert!(c.sim().now() - before >= Duration::from_millis(250));
+    let r = c.get("/sleep?ms=20000");
+    assert_eq!(r.status, 503, "cut at the 10 s handler timeout");
+    assert_eq!(c.get("/").status, 200);
+}
+
+#[test]
+fn flushed_pieces_arrive_as_a_chunked_body() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/stream");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), "chunk 0\nchunk 1\nchunk 2\n");
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert!(r.header("etag").is_none(), "no ETag for a flushed body");
+}
+
+#[test]
+fn virtual_hosts_are_matched_before_the_default_routes() {
+    struct Api;
+    impl RequestHandler for Api {
+        async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+            ex.write("api");
+            Ok(())
+        }
+    }
+    let app = app();
+    app.add_handlers(r"api\.example\.com", vec![Route::new("/", || Api)])
+        .unwrap();
+    let mut c = TestClient::new(app);
+    let host = [("host", "API.example.com:8080")];
+    assert_eq!(
+        c.fetch(Method::GET, "/", &host, Default::default())
+            .unwrap()
+            .text(),
+        "api"
+    );
+    assert_eq!(c.get("/").text(), "Hello, world");
+}
+
+#[test]
+fn the_same_app_works_under_network_faults() {
+    let faults = eddy_sim::FaultConfig {
+        ..eddy_sim::FaultConfig::latency(Duration::from_millis(1), Duration::from_millis(30))
+    };
+    for seed in 0..20 {
+        let mut c = TestClient::with_faults(app(), seed, faults.clone());
+        assert_eq!(c.get("/user/7").json()["id"], 7, "seed {seed}");
+        assert_eq!(c.get("/counter").text(), "1");
+        assert_eq!(c.get("/counter").text(), "2");
+    }
+}
