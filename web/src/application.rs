@@ -14,9 +14,12 @@ use crate::exchange::Exchange;
 use crate::handler::{Endpoint, Factory, Outcome, RequestHandler};
 use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
 use crate::signed::SigningKeys;
+use crate::template::{TemplateLoader, Templates};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
 /// How an [`Application`] behaves; `Settings::default()` matches Tornado's defaults.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Settings {
     /// Debug mode: tracebacks in error pages.
     pub debug: bool,
@@ -30,6 +33,27 @@ pub struct Settings {
     pub handler_timeout: Duration,
     /// The HTTP server's limits (body size, time-outs, xheaders, ...).
     pub http: HttpConfig,
+    /// Check an `_xsrf` token on POST, PUT, PATCH and DELETE (403 without a matching one).
+    pub xsrf_cookies: bool,
+    /// Where `render` finds templates (reloaded on every render with `debug`).
+    pub template_loader: Option<TemplateLoader>,
+    /// Seed for the tokens the application draws (XSRF): set it for reproducible tests;
+    /// `None` seeds from the operating system.
+    pub random_seed: Option<u64>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("debug", &self.debug)
+            .field("serve_traceback", &self.serve_traceback)
+            .field("cookie_secret", &self.cookie_secret)
+            .field("login_url", &self.login_url)
+            .field("handler_timeout", &self.handler_timeout)
+            .field("xsrf_cookies", &self.xsrf_cookies)
+            .field("templates", &self.template_loader.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Settings {
@@ -41,6 +65,9 @@ impl Default for Settings {
             login_url: None,
             handler_timeout: Duration::from_secs(120),
             http: HttpConfig::default(),
+            xsrf_cookies: false,
+            template_loader: None,
+            random_seed: None,
         }
     }
 }
@@ -89,6 +116,41 @@ pub(crate) struct AppShared {
     pub(crate) router: RefCell<Router<Rc<dyn Endpoint>>>,
     pub(crate) settings: Settings,
     default_handler: Option<Rc<dyn Endpoint>>,
+    pub(crate) templates: Option<Templates>,
+    pub(crate) rng: RefCell<ChaCha20Rng>,
+}
+
+impl AppShared {
+    fn new(
+        router: Router<Rc<dyn Endpoint>>,
+        settings: Settings,
+        default_handler: Option<Rc<dyn Endpoint>>,
+    ) -> AppShared {
+        let templates = settings
+            .template_loader
+            .clone()
+            .map(|loader| Templates::new(loader, settings.debug));
+        let rng = match settings.random_seed {
+            Some(seed) => ChaCha20Rng::seed_from_u64(seed),
+            None => {
+                let mut seed = [0u8; 32];
+                getrandom::getrandom(&mut seed).expect("the OS gives random bytes");
+                ChaCha20Rng::from_seed(seed)
+            }
+        };
+        AppShared {
+            router: RefCell::new(router),
+            settings,
+            default_handler,
+            templates,
+            rng: RefCell::new(rng),
+        }
+    }
+
+    /// Fills `buf` with unpredictable bytes (tokens, masks).
+    pub(crate) fn random_bytes(&self, buf: &mut [u8]) {
+        self.rng.borrow_mut().fill_bytes(buf);
+    }
 }
 
 /// Routes and settings; clone to share (all clones see `add_handlers`).
@@ -130,11 +192,10 @@ impl Application {
         let shared = Rc::try_unwrap(self.shared).unwrap_or_else(|_| {
             panic!("with_default_handler must be called before the application is shared")
         });
+        let router = shared.router.into_inner();
+        let handler: Rc<dyn Endpoint> = Rc::new(Factory(factory));
         Application {
-            shared: Rc::new(AppShared {
-                default_handler: Some(Rc::new(Factory(factory))),
-                ..shared
-            }),
+            shared: Rc::new(AppShared::new(router, shared.settings, Some(handler))),
         }
     }
 
@@ -151,11 +212,7 @@ impl Application {
                 .collect::<Result<_, _>>()?,
         )?;
         Ok(Application {
-            shared: Rc::new(AppShared {
-                router: RefCell::new(router),
-                settings,
-                default_handler,
-            }),
+            shared: Rc::new(AppShared::new(router, settings, default_handler)),
         })
     }
 

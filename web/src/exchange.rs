@@ -20,6 +20,7 @@ use crate::cookie::{CookieError, SetCookie};
 use crate::error::{error_page, HttpError};
 use crate::routing::PathArgs;
 use crate::signed::{create_signed_value, decode_signed_value, DEFAULT_MAX_AGE_DAYS};
+use crate::xsrf;
 
 /// Tornado's default content type.
 const HTML_UTF8: HeaderValue = HeaderValue::from_static("text/html; charset=UTF-8");
@@ -37,6 +38,7 @@ pub struct Exchange {
     flushed: bool,
     finished: bool,
     body_arguments: Option<Arguments>,
+    xsrf_token: Option<String>,
 }
 
 impl Exchange {
@@ -59,6 +61,7 @@ impl Exchange {
             flushed: false,
             finished: false,
             body_arguments: None,
+            xsrf_token: None,
         }
     }
 
@@ -383,6 +386,120 @@ impl Exchange {
     pub(crate) fn abandon(&mut self) {
         self.finished = true;
         self.writer = None;
+    }
+
+    /// The XSRF token for this response (Tornado's `xsrf_token`): the `_xsrf` cookie's
+    /// secret, freshly masked; a new secret (and cookie) when the request had none.
+    pub fn xsrf_token(&mut self) -> String {
+        if let Some(token) = &self.xsrf_token {
+            return token.clone();
+        }
+        let now = unix_now();
+        let existing = self
+            .cookie(xsrf::XSRF_COOKIE)
+            .and_then(|c| xsrf::decode(c, now));
+        let raw = match existing {
+            Some(raw) => raw,
+            None => {
+                let mut token = vec![0u8; 16];
+                self.app.random_bytes(&mut token);
+                let raw = xsrf::RawToken {
+                    token,
+                    timestamp: now,
+                };
+                let mut key = [0u8; 4];
+                self.app.random_bytes(&mut key);
+                let _ = self.set_cookie(SetCookie::new(xsrf::XSRF_COOKIE, xsrf::encode(&raw, key)));
+                raw
+            }
+        };
+        let mut key = [0u8; 4];
+        self.app.random_bytes(&mut key);
+        let token = xsrf::encode(&raw, key);
+        self.xsrf_token = Some(token.clone());
+        token
+    }
+
+    /// The hidden form field with the XSRF token (Tornado's `xsrf_form_html`).
+    pub fn xsrf_form_html(&mut self) -> String {
+        let token = self.xsrf_token();
+        xsrf::form_html(&token)
+    }
+
+    /// 403 unless the `_xsrf` argument or the `X-XSRFToken`/`X-CSRFToken` header carries the
+    /// secret of the `_xsrf` cookie (Tornado's `check_xsrf_cookie`).
+    pub fn check_xsrf(&mut self) -> Result<(), HttpError> {
+        let submitted = match self
+            .arguments(xsrf::XSRF_COOKIE)
+            .ok()
+            .and_then(|mut v| v.pop())
+        {
+            Some(token) => Some(token),
+            None => self
+                .request
+                .header_str("x-xsrftoken")
+                .or_else(|| self.request.header_str("x-csrftoken"))
+                .map(str::to_owned),
+        };
+        let Some(submitted) = submitted else {
+            return Err(HttpError::new(403).with_reason("'_xsrf' argument missing from POST"));
+        };
+        let cookie = self.cookie(xsrf::XSRF_COOKIE).unwrap_or("");
+        if xsrf::matches(&submitted, cookie, unix_now()) {
+            Ok(())
+        } else {
+            Err(HttpError::new(403).with_reason("XSRF cookie does not match POST argument"))
+        }
+    }
+
+    /// The logged-in user, or the answer for a visitor who is not (Tornado's
+    /// `@authenticated`): GET and HEAD are redirected to `login_url?next=URI` (returning an
+    /// error that only ends the handler), other methods get 403.
+    pub fn require_user(&mut self, user: Option<String>) -> Result<String, HttpError> {
+        if let Some(user) = user {
+            return Ok(user);
+        }
+        let login = self.app.settings.login_url.clone();
+        match login {
+            Some(login) if matches!(*self.method(), Method::GET | Method::HEAD) => {
+                let sep = if login.contains('?') { '&' } else { '?' };
+                let next = crate::escape::url_escape(self.request.target(), false);
+                self.redirect(&format!("{login}{sep}next={next}"), false)?;
+                Err(HttpError::new(302)) // answered already: only ends the handler
+            }
+            _ => Err(HttpError::new(403)),
+        }
+    }
+
+    /// Renders template `name` with `context` into the body.
+    pub fn render(&mut self, name: &str, context: impl serde::Serialize) -> Result<(), HttpError> {
+        let templates = self.app.templates.as_ref().ok_or_else(|| {
+            HttpError::new(500).with_log_message("render needs the template_loader setting")
+        })?;
+        let page = templates
+            .render(name, context)
+            .map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
+        self.body.extend_from_slice(page.as_bytes());
+        Ok(())
+    }
+
+    /// Renders a template given as a string into the body.
+    pub fn render_string(
+        &mut self,
+        source: &str,
+        context: impl serde::Serialize,
+    ) -> Result<(), HttpError> {
+        let page = match self.app.templates.as_ref() {
+            Some(t) => t.render_string(source, context),
+            None => crate::template::Templates::new(
+                crate::template::memory_loader(Default::default()),
+                false,
+            )
+            .render_string(source, context),
+        }
+        .map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
+        self.body.extend_from_slice(page.as_bytes());
+        Ok(())
     }
 
     /// The application's settings.

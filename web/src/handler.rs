@@ -122,6 +122,11 @@ where
 
 /// `prepare`, then the verb's method.
 async fn dispatch<H: RequestHandler>(h: &mut H, ex: &mut Exchange) -> Result<(), HttpError> {
+    if ex.settings().xsrf_cookies
+        && !matches!(*ex.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+    {
+        ex.check_xsrf()?;
+    }
     h.prepare(ex).await?;
     if ex.is_finished() {
         return Ok(());

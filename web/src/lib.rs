@@ -33,7 +33,9 @@ mod exchange;
 mod handler;
 pub mod routing;
 pub mod signed;
+pub mod template;
 pub mod testing;
+pub mod xsrf;
 
 pub use application::{Application, Route, Settings};
 pub use error::{error_page, reason_phrase, HttpError};

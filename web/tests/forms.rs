@@ -1,0 +1,121 @@
+//! XSRF protection, the login guard and templates, through the simulated test client.
+
+use std::collections::BTreeMap;
+
+use eddy_web::signed::SigningKeys;
+use eddy_web::template::memory_loader;
+use eddy_web::testing::TestClient;
+use eddy_web::{Application, Exchange, HttpError, RequestHandler, Route, Settings};
+use http::Method;
+
+struct Form;
+impl RequestHandler for Form {
+    const METHODS: &'static [Method] = &[Method::GET, Method::HEAD, Method::POST];
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let token = ex.xsrf_token();
+        ex.write(token);
+        Ok(())
+    }
+    async fn post(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.write("accepted");
+        Ok(())
+    }
+}
+
+struct Private;
+impl RequestHandler for Private {
+    const METHODS: &'static [Method] = &[Method::GET, Method::HEAD, Method::POST];
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let user = ex.signed_cookie("user");
+        let user = ex.require_user(user)?;
+        ex.write(format!("Hello, {user}"));
+        Ok(())
+    }
+    async fn post(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        self.get(ex).await
+    }
+}
+
+struct Login;
+impl RequestHandler for Login {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.set_signed_cookie("user", "demo")?;
+        ex.redirect("/private", false)
+    }
+}
+
+struct Greet;
+impl RequestHandler for Greet {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let name = ex.argument("name")?;
+        ex.render("greet.html", serde_json::json!({ "name": name }))
+    }
+}
+
+fn app() -> Application {
+    let mut templates = BTreeMap::new();
+    templates.insert(
+        "greet.html".to_string(),
+        "<p>Hello, {{ name }}</p>".to_string(),
+    );
+    let settings = Settings {
+        cookie_secret: Some(SigningKeys::Single(b"forms".to_vec())),
+        xsrf_cookies: true,
+        login_url: Some("/login".into()),
+        template_loader: Some(memory_loader(templates)),
+        random_seed: Some(7),
+        ..Settings::default()
+    };
+    Application::try_new(
+        vec![
+            Route::new("/form", || Form),
+            Route::new("/private", || Private),
+            Route::new("/login", || Login),
+            Route::new("/greet", || Greet),
+        ],
+        settings,
+    )
+    .unwrap()
+}
+
+#[test]
+fn xsrf_posts_need_the_token_by_field_or_header() {
+    let mut c = TestClient::new(app());
+    let r = c.post("/form", &[], "");
+    assert_eq!(r.status, 403, "no cookie, no token");
+    let token = c.get("/form").text();
+    assert!(c.cookies().contains_key("_xsrf"));
+    assert!(token.starts_with("2|"), "{token}");
+    let second = c.get("/form").text();
+    assert_ne!(token, second, "masked afresh on every request");
+    assert_eq!(c.post("/form", &[], "").status, 403, "cookie without token");
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let body = format!("_xsrf={}", eddy_web::escape::url_escape(&token, true));
+    assert_eq!(c.post("/form", &form, body).text(), "accepted");
+    assert_eq!(c.post("/form", &[("x-xsrftoken", &second)], "").status, 200);
+    assert_eq!(c.post("/form", &[("x-csrftoken", &token)], "").status, 200);
+    let forged = "2|00000000|00112233445566778899aabbccddeeff|1";
+    assert_eq!(c.post("/form", &[("x-xsrftoken", forged)], "").status, 403);
+}
+
+#[test]
+fn the_login_guard_redirects_gets_and_refuses_other_methods() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/private");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("/login?next=%2Fprivate"));
+    let token = c.get("/form").text();
+    let r = c.post("/private", &[("x-xsrftoken", &token)], "");
+    assert_eq!(r.status, 403);
+    let r = c.get("/login");
+    assert_eq!((r.status, r.header("location")), (302, Some("/private")));
+    assert_eq!(c.get("/private").text(), "Hello, demo");
+}
+
+#[test]
+fn templates_escape_what_they_interpolate() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/greet?name=%3Cscript%3E");
+    assert_eq!(r.text(), "<p>Hello, &lt;script&gt;</p>");
+    assert_eq!(c.get("/greet").status, 400);
+}
