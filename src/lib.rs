@@ -7,6 +7,7 @@ pub use eddy_core as core;
 pub use eddy_core::task::{spawn, spawn_blocking, with_loop};
 pub use eddy_drivers as drivers;
 pub use eddy_sim as sim;
+pub use eddy_web as web;
 
 pub mod echo;
 pub mod echo_async;
@@ -14,6 +15,7 @@ pub mod fetch;
 pub mod http_echo;
 pub mod scenarios;
 pub mod server_args;
+pub mod web_demo;
 
 /// Runs `future` as a task on a fresh loop of the default driver (`EDDY_DRIVER`, else mio)
 /// until it finishes, and returns its output: Tornado's `IOLoop.run_sync` for coroutines.

@@ -38,8 +38,13 @@ use crate::exchange::Exchange;
 /// ```
 #[allow(async_fn_in_trait)] // handlers run on the loop's thread: no Send bound wanted
 pub trait RequestHandler: 'static {
-    /// The methods this handler implements, listed in `Allow` on a 405 (HEAD follows GET).
+    /// The methods this handler implements: others get 405 with these in `Allow` (HEAD is
+    /// allowed wherever GET is).
     const METHODS: &'static [Method] = &[Method::GET, Method::HEAD];
+
+    /// Whether `xsrf_cookies` applies to this handler (turn off for an API that non-browser
+    /// clients call, as Tornado's handlers override `check_xsrf_cookie`).
+    const CHECK_XSRF: bool = true;
 
     /// Runs before the verb method; finishing the exchange here skips it.
     async fn prepare(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
@@ -122,7 +127,14 @@ where
 
 /// `prepare`, then the verb's method.
 async fn dispatch<H: RequestHandler>(h: &mut H, ex: &mut Exchange) -> Result<(), HttpError> {
-    if ex.settings().xsrf_cookies
+    // A method the handler does not implement is a 405 before anything else runs.
+    let implemented = H::METHODS.contains(ex.method())
+        || (*ex.method() == Method::HEAD && H::METHODS.contains(&Method::GET));
+    if !implemented {
+        return Err(HttpError::new(405));
+    }
+    if H::CHECK_XSRF
+        && ex.settings().xsrf_cookies
         && !matches!(*ex.method(), Method::GET | Method::HEAD | Method::OPTIONS)
     {
         ex.check_xsrf()?;

@@ -48,6 +48,16 @@ impl Templates {
                 minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, message)
             })
         });
+        // HTML escaping as Tornado's `xhtml_escape` (`& < > " '`), not minijinja's, which
+        // also escapes `/`.
+        env.set_formatter(
+            |out, state, value| match (state.auto_escape(), value.as_str()) {
+                (minijinja::AutoEscape::Html, Some(text)) if !value.is_safe() => out
+                    .write_str(&crate::escape::xhtml_escape(text))
+                    .map_err(minijinja::Error::from),
+                _ => minijinja::escape_formatter(out, state, value),
+            },
+        );
         Templates {
             env: std::cell::RefCell::new(env),
             reload,
