@@ -28,6 +28,7 @@ pub fn app(cookie_secret: &[u8]) -> Application {
     let settings = Settings {
         cookie_secret: Some(SigningKeys::Single(cookie_secret.to_vec())),
         xsrf_cookies: true,
+        compress_response: true,
         login_url: Some("/login".into()),
         template_loader: Some(memory_loader(templates)),
         ..Settings::default()

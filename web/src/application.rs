@@ -35,6 +35,8 @@ pub struct Settings {
     pub http: HttpConfig,
     /// Check an `_xsrf` token on POST, PUT, PATCH and DELETE (403 without a matching one).
     pub xsrf_cookies: bool,
+    /// Gzip responses for clients that accept it (see [`crate::compress`]).
+    pub compress_response: bool,
     /// Where `render` finds templates (reloaded on every render with `debug`).
     pub template_loader: Option<TemplateLoader>,
     /// Seed for the tokens the application draws (XSRF): set it for reproducible tests;
@@ -51,6 +53,7 @@ impl std::fmt::Debug for Settings {
             .field("login_url", &self.login_url)
             .field("handler_timeout", &self.handler_timeout)
             .field("xsrf_cookies", &self.xsrf_cookies)
+            .field("compress_response", &self.compress_response)
             .field("templates", &self.template_loader.is_some())
             .finish_non_exhaustive()
     }
@@ -66,6 +69,7 @@ impl Default for Settings {
             handler_timeout: Duration::from_secs(120),
             http: HttpConfig::default(),
             xsrf_cookies: false,
+            compress_response: false,
             template_loader: None,
             random_seed: None,
         }

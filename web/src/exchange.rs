@@ -12,10 +12,13 @@ use bytes::Bytes;
 use eddy_core::http::form::Arguments;
 use eddy_core::http::{Request, Response, ResponseWriter};
 use eddy_core::task::with_loop;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION};
+use http::header::{
+    HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION,
+};
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::application::AppShared;
+use crate::compress;
 use crate::cookie::{CookieError, SetCookie};
 use crate::error::{error_page, HttpError};
 use crate::routing::PathArgs;
@@ -39,6 +42,8 @@ pub struct Exchange {
     finished: bool,
     body_arguments: Option<Arguments>,
     xsrf_token: Option<String>,
+    /// A flushed response being gzipped as one stream.
+    gzip: Option<compress::GzipStream>,
 }
 
 impl Exchange {
@@ -62,6 +67,7 @@ impl Exchange {
             finished: false,
             body_arguments: None,
             xsrf_token: None,
+            gzip: None,
         }
     }
 
@@ -313,12 +319,26 @@ impl Exchange {
         if !self.flushed {
             self.flushed = true;
             self.headers.remove(CONTENT_LENGTH);
+            if self.app.settings.compress_response
+                && compress::may_compress(self.status, &self.headers)
+            {
+                compress::add_vary(&mut self.headers);
+                if compress::accepts_gzip(self.request.header_all("accept-encoding")) {
+                    self.headers
+                        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    self.gzip = Some(compress::GzipStream::default());
+                }
+            }
             writer
                 .start(status_code(self.status), &self.headers)
                 .map_err(|_| closed())?;
         }
         if !self.body.is_empty() {
-            let piece = Bytes::from(std::mem::take(&mut self.body));
+            let body = std::mem::take(&mut self.body);
+            let piece = match &mut self.gzip {
+                Some(gz) => Bytes::from(gz.piece(&body)),
+                None => Bytes::from(body),
+            };
             writer.write(piece).map_err(|_| closed())?;
         }
         writer.flush().await.map_err(|_| closed())
@@ -335,8 +355,13 @@ impl Exchange {
             return;
         };
         if self.flushed {
-            if !self.body.is_empty() {
-                let _ = writer.write(Bytes::from(std::mem::take(&mut self.body)));
+            let body = std::mem::take(&mut self.body);
+            let last = match self.gzip.take() {
+                Some(gz) => gz.finish(&body),
+                None => body,
+            };
+            if !last.is_empty() {
+                let _ = writer.write(Bytes::from(last));
             }
             let _ = writer.finish();
             return;
@@ -352,6 +377,17 @@ impl Exchange {
                 for name in [CONTENT_TYPE, CONTENT_LENGTH, http::header::CONTENT_ENCODING] {
                     self.headers.remove(name);
                 }
+            }
+        }
+        if self.app.settings.compress_response && compress::may_compress(self.status, &self.headers)
+        {
+            compress::add_vary(&mut self.headers);
+            if self.body.len() >= compress::MIN_LENGTH
+                && compress::accepts_gzip(self.request.header_all("accept-encoding"))
+            {
+                self.body = compress::gzip(&self.body);
+                self.headers
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
         }
         let response = Response {

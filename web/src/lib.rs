@@ -26,6 +26,7 @@
 #![forbid(unsafe_code)]
 
 mod application;
+pub mod compress;
 pub mod cookie;
 mod error;
 pub mod escape;

@@ -322,3 +322,69 @@ fn the_same_app_works_under_network_faults() {
         assert_eq!(c.get("/counter").text(), "2");
     }
 }
+
+struct Big;
+impl RequestHandler for Big {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let n: usize = ex.argument("n")?.parse().map_err(|_| HttpError::new(400))?;
+        if ex.argument("flush").is_ok() {
+            for i in 0..n {
+                ex.write(format!("line {i}\n"));
+                ex.flush().await?;
+            }
+        } else {
+            ex.write("x".repeat(n));
+        }
+        Ok(())
+    }
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn compress_response_gzips_what_is_worth_it_for_clients_that_accept_it() {
+    let settings = Settings {
+        compress_response: true,
+        ..Settings::default()
+    };
+    let app = Application::try_new(vec![Route::new("/big", || Big)], settings).unwrap();
+    let mut c = TestClient::new(app);
+    let gz = [("accept-encoding", "gzip, deflate")];
+    let r = c
+        .fetch(Method::GET, "/big?n=5000", &gz, Default::default())
+        .unwrap();
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert!(r.body.len() < 200, "5000 x compress well: {}", r.body.len());
+    assert_eq!(gunzip(&r.body), "x".repeat(5000).as_bytes());
+    let plain = c.get("/big?n=5000");
+    assert_eq!(plain.header("content-encoding"), None);
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(plain.body.len(), 5000);
+    let refused = [("accept-encoding", "gzip;q=0")];
+    let r = c
+        .fetch(Method::GET, "/big?n=5000", &refused, Default::default())
+        .unwrap();
+    assert_eq!(r.header("content-encoding"), None);
+    let small = c
+        .fetch(Method::GET, "/big?n=100", &gz, Default::default())
+        .unwrap();
+    assert_eq!(
+        small.header("content-encoding"),
+        None,
+        "under 1 KiB stays plain"
+    );
+    let streamed = c
+        .fetch(Method::GET, "/big?n=50&flush=1", &gz, Default::default())
+        .unwrap();
+    assert_eq!(streamed.header("content-encoding"), Some("gzip"));
+    let expected: String = (0..50).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(gunzip(&streamed.body), expected.as_bytes());
+}
