@@ -74,9 +74,10 @@ pub fn add_vary(headers: &mut HeaderMap) {
 /// Whether a response with these headers may be compressed at all (type, no encoding yet,
 /// not a range, a status with a body).
 pub fn may_compress(status: u16, headers: &HeaderMap) -> bool {
-    !(status < 200 || status == 204 || status == 304)
-        && !headers.contains_key(CONTENT_ENCODING)
-        && !headers.contains_key(CONTENT_RANGE)
+    let has_body = status >= 200 && status != 204 && status != 304;
+    let encoded = headers.contains_key(CONTENT_ENCODING) || headers.contains_key(CONTENT_RANGE);
+    has_body
+        && !encoded
         && headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
