@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Web layer: `GET /user/42` → JSON on eddy-web (examples/web, the demo app) against the same
+# route on axum 0.8 (hyper + tokio current-thread), one thread each, in one run.
+#
+# Each server runs pinned to CPU 0, wrk (1 thread, CONNS keep-alive connections) on CPU 1,
+# servers alternating over ROUNDS rounds of SECS seconds; the table shows medians. CPU per
+# request is the server's utime+stime over the run divided by the requests it served.
+# Environment: SECS (5), ROUNDS (3), CONNS (50), EDDY_DRIVER, CARGO_TARGET_DIR.
+# Loopback only; every run ends by itself.
+set -euo pipefail
+. "$(dirname "$0")/common.sh"
+
+SECS=${SECS:-5}
+ROUNDS=${ROUNDS:-3}
+CONNS=${CONNS:-50}
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+ncpu=$(nproc)
+server_cpu=0
+load_cpu=$(( ncpu > 1 ? 1 : 0 ))
+tick=$(getconf CLK_TCK)
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
+
+echo "building (release)..." >&2
+(cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --example web)
+(cd "$root/benches/peers" && CARGO_TARGET_DIR="$target/peers" cargo build --release --quiet --bin axum_user)
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+measure() { # server -> "req_per_s cpu_us_per_req"
+    local port pid t0 t1 reqs
+    port=$(pick_port)
+    case $1 in
+        eddy) EDDY_COOKIE_SECRET=bench taskset -c "$server_cpu" "$target/release/examples/web" \
+                  --port "$port" --threads 1 >/dev/null 2>&1 & ;;
+        axum) taskset -c "$server_cpu" "$target/peers/release/axum_user" "$port" >/dev/null 2>&1 & ;;
+    esac
+    pid=$!
+    wait_port "$port"
+    t0=$(cpu_ticks "$pid")
+    reqs=$(taskset -c "$load_cpu" wrk -t1 -c"$CONNS" -d"${SECS}s" "http://127.0.0.1:$port/user/42" \
+        | awk '/requests in/ {print $1}')
+    t1=$(cpu_ticks "$pid")
+    kill -TERM "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    awk -v n="${reqs:-0}" -v s="$SECS" -v t0="$t0" -v t1="$t1" -v hz="$tick" 'BEGIN {
+        printf "%.0f %.3f\n", n / s, (n > 0 ? (t1 - t0) * 1e6 / hz / n : 0) }'
+}
+
+declare -A rate cpu
+for round in $(seq 1 "$ROUNDS"); do
+    for server in eddy axum; do
+        echo "round $round: $server GET /user/42 ($CONNS conns, ${SECS}s)..." >&2
+        read -r r c < <(measure "$server")
+        rate[$server]+=" $r"; cpu[$server]+=" $c"
+    done
+done
+
+re=$(echo "${rate[eddy]}" | median); ra=$(echo "${rate[axum]}" | median)
+ce=$(echo "${cpu[eddy]}" | median); ca=$(echo "${cpu[axum]}" | median)
+echo "  runs eddy cpu:${cpu[eddy]}  axum cpu:${cpu[axum]}" >&2
+printf '\n%-26s %12s %12s %14s %14s %8s\n' "GET /user/42 (1 core)" "eddy req/s" "axum req/s" \
+    "eddy us/req" "axum us/req" "cpu x"
+x=$(awk -v e="$ce" -v a="$ca" 'BEGIN { if (a > 0) printf "%.2f", e / a; else print "n/a" }')
+printf '%-26s %12s %12s %14s %14s %8s\n' "JSON, keep-alive" "$re" "$ra" "$ce" "$ca" "$x"
+echo "(cpu x = eddy CPU per request / axum's; lower is better; driver ${EDDY_DRIVER:-mio})"
