@@ -909,25 +909,7 @@ impl IoLoop {
         let origin = Origin::here();
         let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
         let target = entry.stream.total_queued();
-        let result = match entry.stream.close_reason() {
-            Some(reason) => Err(StreamError::Closed(reason)),
-            None if entry.stream.total_written() >= target => Ok(()),
-            None => {
-                entry
-                    .flush_waiters
-                    .push_back((target, Box::new(on_flushed), origin));
-                return Ok(());
-            }
-        };
-        self.push_task(
-            origin,
-            TaskKind::Flushed {
-                stream: id,
-                result,
-                callback: Box::new(on_flushed),
-            },
-        );
-        Ok(())
+        self.flush_to(id, target, Box::new(on_flushed), origin)
     }
 
     /// Half-closes: once queued bytes are written, the peer reads end of file.
@@ -1926,13 +1908,24 @@ impl IoLoop {
 
     /// Runs `on_flushed` once `target` bytes in total have been written (or with the close
     /// error): flush to a mark, for writers that wait for the queue to drain below a level.
+    #[track_caller]
     pub(crate) fn flush_until(
         &mut self,
         id: StreamId,
         target: u64,
         on_flushed: FlushCallback,
     ) -> Result<(), StreamError> {
-        let origin = Origin::here();
+        self.flush_to(id, target, on_flushed, Origin::here())
+    }
+
+    /// The one flush: a waiter kept in target order, or an outcome queued at once.
+    fn flush_to(
+        &mut self,
+        id: StreamId,
+        target: u64,
+        on_flushed: FlushCallback,
+        origin: Origin,
+    ) -> Result<(), StreamError> {
         let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
         let result = match entry.stream.close_reason() {
             Some(reason) => Err(StreamError::Closed(reason)),

@@ -88,12 +88,7 @@ pub struct InvalidPathArg;
 impl PathPattern {
     /// Compiles `pattern`, anchored at both ends.
     pub fn new(pattern: &str) -> Result<PathPattern, RouteError> {
-        let body = pattern.strip_prefix('^').unwrap_or(pattern);
-        let body = body.strip_suffix('$').unwrap_or(body);
-        let regex = Regex::new(&format!("^(?:{body})$")).map_err(|e| RouteError::Pattern {
-            pattern: pattern.to_owned(),
-            message: e.to_string(),
-        })?;
+        let (body, regex) = anchored(pattern, "")?;
         let names = regex
             .capture_names()
             .skip(1)
@@ -173,6 +168,17 @@ impl PathPattern {
     }
 }
 
+/// `pattern` without its own `^`/`$`, and compiled anchored at both ends (after `flags`).
+fn anchored<'a>(pattern: &'a str, flags: &str) -> Result<(&'a str, Regex), RouteError> {
+    let body = pattern.strip_prefix('^').unwrap_or(pattern);
+    let body = body.strip_suffix('$').unwrap_or(body);
+    let regex = Regex::new(&format!("{flags}^(?:{body})$")).map_err(|e| RouteError::Pattern {
+        pattern: pattern.to_owned(),
+        message: e.to_string(),
+    })?;
+    Ok((body, regex))
+}
+
 /// The literal pieces around the groups of `body` (Tornado's `_find_groups`), or `None`
 /// when the pattern cannot be reversed.
 fn reverse_pieces(body: &str, groups: usize) -> Option<Vec<String>> {
@@ -220,12 +226,7 @@ pub struct HostPattern {
 impl HostPattern {
     /// Compiles `pattern`.
     pub fn new(pattern: &str) -> Result<HostPattern, RouteError> {
-        let body = pattern.strip_prefix('^').unwrap_or(pattern);
-        let body = body.strip_suffix('$').unwrap_or(body);
-        let regex = Regex::new(&format!("(?i)^(?:{body})$")).map_err(|e| RouteError::Pattern {
-            pattern: pattern.to_owned(),
-            message: e.to_string(),
-        })?;
+        let (_, regex) = anchored(pattern, "(?i)")?;
         Ok(HostPattern {
             source: pattern.to_owned(),
             regex,
