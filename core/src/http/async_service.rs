@@ -145,17 +145,29 @@ impl HttpServer {
         HttpServer::with_config(
             config,
             move |io: &mut IoLoop, request, responder: Responder| {
-                let stream = responder.stream();
-                let writer = ResponseWriter {
-                    responder: Some(responder),
-                };
-                let task = io.spawn_detached(handler(request, writer));
-                if let Some(stream) = stream {
-                    // A handler still pending when its connection closes is cancelled.
-                    let _ = io.set_close_callback(stream, move |_, _| task.abort());
-                }
+                spawn_response_task(io, responder, |writer| handler(request, writer));
             },
         )
+    }
+}
+
+/// Runs a request's answer as a task: `make` gets the [`ResponseWriter`]; the task is
+/// aborted if the connection closes first (for handlers that implement `Handler` by hand).
+pub fn spawn_response_task<Fut>(
+    io: &mut IoLoop,
+    responder: Responder,
+    make: impl FnOnce(ResponseWriter) -> Fut,
+) where
+    Fut: Future<Output = ()> + 'static,
+{
+    let stream = responder.stream();
+    let writer = ResponseWriter {
+        responder: Some(responder),
+    };
+    let task = io.spawn_detached(make(writer));
+    if let Some(stream) = stream {
+        // A handler still pending when its connection closes is cancelled.
+        let _ = io.set_close_callback(stream, move |_, _| task.abort());
     }
 }
 

@@ -40,6 +40,7 @@
 //! ip after xheaders); [`HttpDate`] formats the cached `Date` header.
 
 mod async_service;
+mod body_stream;
 pub mod client;
 mod config;
 mod date;
@@ -55,7 +56,8 @@ mod server;
 mod service;
 mod sink;
 
-pub use async_service::{FetchFuture, Response, ResponseWriter};
+pub use async_service::{spawn_response_task, FetchFuture, Response, ResponseWriter};
+pub use body_stream::{BodyError, BodyStream, BODY_HIGH_WATER};
 pub use client::{
     ClientConfig, ClientConn, ClientEvent, ClientStats, FetchHandle, FetchResult, HttpClient,
     HttpError, HttpRequest, HttpResponse, ResponseError, ResponseHead, TimeoutPhase,

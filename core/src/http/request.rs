@@ -28,6 +28,7 @@ use core::net::{IpAddr, SocketAddr};
 use http::header::{HeaderName, CONTENT_ENCODING, CONTENT_LENGTH};
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
 
+use super::body_stream::BodyStream;
 use super::config::HttpConfig;
 use super::error::RequestError;
 use super::form::{decompress_gzip, parse_body, percent_decode, Arguments, FormData};
@@ -72,6 +73,18 @@ pub struct Request {
     protocol: Protocol,
     /// Where the head's field list goes back for reuse when the request is dropped.
     recycle: Option<Rc<FieldPool>>,
+    /// The body, when the handler asked for it streamed (see `Handler::body_limit`).
+    body_stream: BodyStreamSlot,
+}
+
+/// Where a streamed body waits for its handler; a cloned request has none.
+#[derive(Debug, Default)]
+struct BodyStreamSlot(Option<Box<BodyStream>>);
+
+impl Clone for BodyStreamSlot {
+    fn clone(&self) -> Self {
+        BodyStreamSlot(None)
+    }
 }
 
 impl Drop for Request {
@@ -101,6 +114,7 @@ impl Request {
             remote_ip: remote_addr.ip(),
             protocol: if tls { Protocol::Https } else { Protocol::Http },
             recycle: None,
+            body_stream: BodyStreamSlot::default(),
         };
         if config.xheaders {
             request.apply_xheaders(&config.trusted_downstream);
@@ -166,6 +180,16 @@ impl Request {
     /// The parsed head (the raw bytes and field positions every getter reads).
     pub fn head(&self) -> &RequestHead {
         &self.head
+    }
+
+    /// The body as a stream of pieces, for a handler that asked for it streamed (once;
+    /// `None` for bodies read whole, which are in [`body`](Self::body)).
+    pub fn take_body_stream(&mut self) -> Option<BodyStream> {
+        self.body_stream.0.take().map(|b| *b)
+    }
+
+    pub(crate) fn set_body_stream(&mut self, stream: BodyStream) {
+        self.body_stream = BodyStreamSlot(Some(Box::new(stream)));
     }
 
     /// The whole body (empty until [`set_body`](Self::set_body)).

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use http::StatusCode;
 
+use super::body_stream::{BodyChannel, BodyError, BodySender};
 use super::config::HttpConfig;
 use super::date::HttpDate;
 use super::error::{RequestError, SendError};
@@ -42,6 +43,13 @@ pub trait Handler: 'static {
     /// Handles one request; the responder must eventually be finished (or dropped: then a 500
     /// is sent if nothing was, else the connection closes).
     fn handle(&self, io: &mut IoLoop, request: Request, responder: Responder);
+
+    /// `Some(max_body_size)` to have this request's body streamed: `handle` then runs as soon
+    /// as the head is in, and the body comes through [`Request::take_body_stream`], bounded
+    /// by that size instead of the server's. `None` (the default) reads bodies whole first.
+    fn body_limit(&self, _request: &Request) -> Option<u64> {
+        None
+    }
 }
 
 impl<F> Handler for F
@@ -255,10 +263,13 @@ impl Conn {
     }
 }
 
-/// A request whose body is being read, and the body so far.
-struct Incoming {
-    request: Request,
-    body: BytesMut,
+/// A request whose body is being read.
+#[allow(clippy::large_enum_variant)] // kept boxed in `Conn::incoming`
+enum Incoming {
+    /// Read whole before the handler runs: the request and the body so far.
+    Whole { request: Request, body: BytesMut },
+    /// Streamed: the handler already has the request; pieces go to its `BodyStream`.
+    Streamed(BodySender),
 }
 
 /// The stream handler of one connection.
@@ -289,6 +300,11 @@ impl StreamHandler for ConnHandler {
     fn on_close(&mut self, io: &mut IoLoop, _: StreamId, _: CloseReason) {
         let mut conn = self.conn.borrow_mut();
         conn.closed = true;
+        if let Some(incoming) = conn.incoming.take() {
+            if let Incoming::Streamed(body) = *incoming {
+                body.borrow_mut().finish(Err(BodyError::Closed));
+            }
+        }
         if let Some((_, handle)) = conn.timer.take() {
             io.remove_timeout(handle);
         }
@@ -326,6 +342,12 @@ fn drive_events(
             wait_for_drain(io, conn_rc);
             return;
         }
+        if let Some(Incoming::Streamed(sender)) = incoming {
+            if sender.borrow().is_paused() {
+                io.set_reading(conn.stream, false);
+                return;
+            }
+        }
         if conn.machine.needs_fields() {
             conn.machine.give_fields(shared.fields.take());
         }
@@ -335,7 +357,23 @@ fn drive_events(
                 let expect_continue = head.expect_continue();
                 let mut request = Request::new(head, conn.peer, false, &shared.config);
                 request.recycle_fields_into(shared.fields.clone());
-                *incoming = Some(Incoming {
+                if let Some(limit) = shared.handler.body_limit(&request) {
+                    // Streamed: the handler runs now and takes the body as it comes.
+                    conn.machine.set_max_body_size(limit);
+                    let (sender, body) = BodyChannel::open(conn.stream);
+                    request.set_body_stream(body);
+                    *incoming = Some(Incoming::Streamed(sender));
+                    if expect_continue {
+                        conn.prepare_out();
+                        let Conn { machine, out, .. } = &mut *conn;
+                        machine.accept_body(out);
+                        conn.flush_out(io);
+                    }
+                    drop(conn);
+                    dispatch(io, conn_rc, shared, request);
+                    continue;
+                }
+                *incoming = Some(Incoming::Whole {
                     request,
                     body: BytesMut::new(),
                 });
@@ -347,39 +385,35 @@ fn drive_events(
                     conn.flush_out(io);
                 }
             }
-            ServerEvent::Data(data) => {
-                if let Some(Incoming { body, .. }) = incoming {
+            ServerEvent::Data(data) => match incoming {
+                Some(Incoming::Whole { body, .. }) => {
                     if body.is_empty() {
                         *body = BytesMut::from(&data[..]);
                     } else {
                         body.extend_from_slice(&data);
                     }
                 }
-            }
-            ServerEvent::End(_trailers) => {
-                let Some(Incoming { mut request, body }) = incoming.take() else {
-                    continue;
-                };
-                let body = body.freeze();
-                if let Err(e) = request.set_body(body, &shared.config) {
-                    drop(conn);
-                    reject(io, conn_rc, shared, e);
+                Some(Incoming::Streamed(sender)) if sender.borrow_mut().push(data) => {
+                    // Back-pressure: the rest stays unparsed until the handler reads.
+                    io.set_reading(conn.stream, false);
                     return;
                 }
-                conn.seq += 1;
-                conn.responding = true;
-                let responder = Responder {
-                    conn: Rc::downgrade(conn_rc),
-                    shared: shared.clone(),
-                    seq: conn.seq,
-                    started: false,
-                    done: false,
-                    local: io.local_handle(),
-                };
-                drop(conn);
-                shared.update(|s| s.requests += 1);
-                shared.handler.handle(io, request, responder);
-            }
+                Some(Incoming::Streamed(_)) | None => {}
+            },
+            ServerEvent::End(_trailers) => match incoming.take() {
+                Some(Incoming::Whole { mut request, body }) => {
+                    let body = body.freeze();
+                    if let Err(e) = request.set_body(body, &shared.config) {
+                        drop(conn);
+                        reject(io, conn_rc, shared, e);
+                        return;
+                    }
+                    drop(conn);
+                    dispatch(io, conn_rc, shared, request);
+                }
+                Some(Incoming::Streamed(sender)) => sender.borrow_mut().finish(Ok(())),
+                None => {}
+            },
             ServerEvent::NeedData => {
                 io.set_reading(conn.stream, true);
                 return;
@@ -391,7 +425,11 @@ fn drive_events(
             }
             ServerEvent::Error(e) => {
                 drop(conn);
-                *incoming = None;
+                if let Some(Incoming::Streamed(sender)) = incoming.take() {
+                    sender
+                        .borrow_mut()
+                        .finish(Err(BodyError::Rejected(e.clone())));
+                }
                 reject(io, conn_rc, shared, e);
                 return;
             }
@@ -401,6 +439,25 @@ fn drive_events(
             }
         }
     }
+}
+
+/// Hands a request to the application with a responder for it.
+fn dispatch(io: &mut IoLoop, conn_rc: &Rc<RefCell<Conn>>, shared: &Rc<Shared>, request: Request) {
+    let responder = {
+        let mut conn = conn_rc.borrow_mut();
+        conn.seq += 1;
+        conn.responding = true;
+        Responder {
+            conn: Rc::downgrade(conn_rc),
+            shared: shared.clone(),
+            seq: conn.seq,
+            started: false,
+            done: false,
+            local: io.local_handle(),
+        }
+    };
+    shared.update(|s| s.requests += 1);
+    shared.handler.handle(io, request, responder);
 }
 
 /// True when the peer has not read enough of its answers to be given more.
