@@ -222,15 +222,30 @@ impl RequestHandler for Status {
     }
 }
 
+/// Largest upload `/upload` takes.
+pub const MAX_UPLOAD: u64 = 1 << 30;
+
 struct Upload;
 impl RequestHandler for Upload {
     const METHODS: &'static [Method] = &[Method::PUT];
     const CHECK_XSRF: bool = false; // an API for non-browser clients (curl --upload-file)
+    const STREAMED_BODY_LIMIT: Option<u64> = Some(MAX_UPLOAD);
     async fn put(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
-        let body = ex.request().body();
-        let digest = Sha256::digest(body);
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        let bytes = body.len();
+        let mut hasher = Sha256::new();
+        let mut bytes = 0usize;
+        if let Some(mut body) = ex.take_body_stream() {
+            while let Some(piece) = body.chunk().await {
+                let piece =
+                    piece.map_err(|e| HttpError::new(400).with_log_message(e.to_string()))?;
+                bytes += piece.len();
+                hasher.update(&piece);
+            }
+        }
+        let hex: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         ex.write_json(&serde_json::json!({ "bytes": bytes, "sha256": hex }))
     }
 }

@@ -5,7 +5,9 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use eddy_core::http::{HttpConfig, HttpServer, Request, ResponseWriter};
+use eddy_core::http::{
+    spawn_response_task, Handler, HttpConfig, HttpServer, Request, Responder, ResponseWriter,
+};
 use eddy_core::task::{timeout, with_loop};
 use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
 
@@ -246,9 +248,7 @@ impl Application {
     /// The HTTP server that runs this application (one task per request).
     pub fn into_server(self) -> HttpServer {
         let config = self.shared.settings.http.clone();
-        HttpServer::with_config_streaming(config, move |request, writer| {
-            serve(self.shared.clone(), request, writer)
-        })
+        HttpServer::with_config(config, AppHandler(self.shared))
     }
 
     /// Serves the application at `addr` on `io` (Tornado's `Application.listen`).
@@ -261,6 +261,22 @@ impl Application {
         let server = self.into_server();
         let listener = server.listen(io, addr, options);
         (server, listener)
+    }
+}
+
+/// The application as the HTTP server's handler.
+struct AppHandler(Rc<AppShared>);
+
+impl Handler for AppHandler {
+    fn handle(&self, io: &mut IoLoop, request: Request, responder: Responder) {
+        let app = self.0.clone();
+        spawn_response_task(io, responder, move |writer| serve(app, request, writer));
+    }
+
+    fn body_limit(&self, request: &Request) -> Option<u64> {
+        let router = self.0.router.borrow();
+        let (rule, _) = router.find(request.host_name(), request.path())?;
+        rule.target.body_limit()
     }
 }
 

@@ -78,6 +78,11 @@ impl Exchange {
         &self.request
     }
 
+    /// The request body as pieces, for a handler with `STREAMED_BODY_LIMIT` (once).
+    pub fn take_body_stream(&mut self) -> Option<eddy_core::http::BodyStream> {
+        self.request.take_body_stream()
+    }
+
     /// The request method.
     pub fn method(&self) -> &Method {
         self.request.method()

@@ -46,6 +46,11 @@ pub trait RequestHandler: 'static {
     /// clients call, as Tornado's handlers override `check_xsrf_cookie`).
     const CHECK_XSRF: bool = true;
 
+    /// `Some(max_body_size)` streams the request body (Tornado's `stream_request_body`): the
+    /// handler runs as soon as the head is in and reads pieces with
+    /// [`Exchange::take_body_stream`], so a large upload never sits in memory whole.
+    const STREAMED_BODY_LIMIT: Option<u64> = None;
+
     /// Runs before the verb method; finishing the exchange here skips it.
     async fn prepare(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
         Ok(())
@@ -85,6 +90,8 @@ pub trait RequestHandler: 'static {
 /// A route's handler with its type erased: makes a handler per request and runs it.
 pub(crate) trait Endpoint {
     fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+    /// The handler's [`RequestHandler::STREAMED_BODY_LIMIT`].
+    fn body_limit(&self) -> Option<u64>;
 }
 
 /// How a handler's run ended.
@@ -122,6 +129,10 @@ where
             }
             outcome
         })
+    }
+
+    fn body_limit(&self) -> Option<u64> {
+        H::STREAMED_BODY_LIMIT
     }
 }
 
