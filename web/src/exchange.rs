@@ -543,6 +543,11 @@ impl Exchange {
         Ok(())
     }
 
+    /// A handle that tells whether the client is still connected.
+    pub(crate) fn connection(&self) -> Option<eddy_core::http::ConnectionProbe> {
+        self.writer.as_ref().and_then(ResponseWriter::connection)
+    }
+
     /// The application's settings.
     pub fn settings(&self) -> &crate::Settings {
         &self.app.settings

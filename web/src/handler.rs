@@ -85,6 +85,28 @@ pub trait RequestHandler: 'static {
     }
     /// Runs after the response is complete (logging, clean-up); not on a cancelled request.
     fn on_finish(&mut self, _ex: &Exchange) {}
+
+    /// The connection closed (reset, error, server shutdown) before the handler finished;
+    /// the handler is then dropped without running further (Tornado's
+    /// `on_connection_close`). A client that only half-closes (FIN after its request) still
+    /// gets its answer, so that is not a close. A handler time-out is not one either.
+    fn on_connection_close(&mut self) {}
+}
+
+/// Owns a request's handler; if dropped while the handler is still running because its
+/// client went away, tells the handler (`on_connection_close`).
+struct Running<H: RequestHandler> {
+    handler: H,
+    finished: bool,
+    connection: Option<eddy_core::http::ConnectionProbe>,
+}
+
+impl<H: RequestHandler> Drop for Running<H> {
+    fn drop(&mut self) {
+        if !self.finished && self.connection.as_ref().is_some_and(|c| !c.is_connected()) {
+            self.handler.on_connection_close();
+        }
+    }
 }
 
 /// A route's handler with its type erased: makes a handler per request and runs it.
@@ -112,8 +134,13 @@ where
 {
     fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
         Box::pin(async move {
-            let mut handler = (self.0)();
-            let outcome = CatchUnwind(Box::pin(dispatch(&mut handler, ex))).await;
+            let mut running = Running {
+                handler: (self.0)(),
+                finished: false,
+                connection: ex.connection(),
+            };
+            let handler = &mut running.handler;
+            let outcome = CatchUnwind(Box::pin(dispatch(handler, ex))).await;
             if let Outcome::Done(Err(e)) = &outcome {
                 if e.status() == 405 && !ex.is_finished() {
                     let allow = H::METHODS
@@ -125,8 +152,9 @@ where
                 }
             }
             if !matches!(outcome, Outcome::Panicked(_)) {
-                handler.on_finish(ex);
+                running.handler.on_finish(ex);
             }
+            running.finished = true;
             outcome
         })
     }

@@ -49,6 +49,7 @@ pub struct TestClient {
     client: HostId,
     addr: SocketAddr,
     cookies: BTreeMap<String, String>,
+    timeout: Duration,
 }
 
 impl TestClient {
@@ -72,12 +73,19 @@ impl TestClient {
             client,
             addr,
             cookies: BTreeMap::new(),
+            timeout: Duration::from_secs(600),
         }
     }
 
     /// The simulator, e.g. to read its clock or stats.
     pub fn sim(&mut self) -> &mut Sim {
         &mut self.sim
+    }
+
+    /// How long a request may take (virtual time) before the client gives up and closes
+    /// its connection (default 600 s).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
     }
 
     /// Cookies kept so far (name → value).
@@ -132,7 +140,7 @@ impl TestClient {
         request.follow_redirects = false;
         request.error_for_status = false;
         request.decompress_response = false;
-        request.request_timeout = Some(Duration::from_secs(600));
+        request.request_timeout = Some(self.timeout);
         let slot: Rc<RefCell<Option<Result<TestResponse, ClientError>>>> = Rc::default();
         let out = slot.clone();
         self.sim.with_loop(self.client, 0, move |io| {

@@ -388,3 +388,56 @@ fn compress_response_gzips_what_is_worth_it_for_clients_that_accept_it() {
     let expected: String = (0..50).map(|i| format!("line {i}\n")).collect();
     assert_eq!(gunzip(&streamed.body), expected.as_bytes());
 }
+
+#[test]
+fn on_connection_close_runs_when_the_client_leaves_not_on_a_timeout() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    thread_local! {
+        static CLOSED: Rc<Cell<u32>> = Rc::default();
+    }
+    struct Waits;
+    impl RequestHandler for Waits {
+        async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+            sleep(Duration::from_secs(60)).await;
+            ex.write("late");
+            Ok(())
+        }
+        fn on_connection_close(&mut self) {
+            CLOSED.with(|c| c.set(c.get() + 1));
+        }
+    }
+    let settings = Settings {
+        handler_timeout: Duration::from_secs(30),
+        ..Settings::default()
+    };
+    let app = Application::try_new(vec![Route::new("/wait", || Waits)], settings).unwrap();
+    // The connection dies (a reset) while the handler waits.
+    let mut io = eddy_core::IoLoop::default();
+    let mut net = eddy_core::testing::FakeNet::new();
+    let (_, listener) = app.clone().listen(
+        &mut io,
+        "127.0.0.1:80".parse().unwrap(),
+        eddy_core::ListenOptions::default(),
+    );
+    net.run_until_idle(&mut io, false, 10);
+    let id = net.accept(&mut io, listener, "127.0.0.1:9".parse().unwrap());
+    net.peer_send(id, b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(net.run_until_idle(&mut io, false, 100));
+    assert_eq!(io.task_count(), 1, "the handler waits");
+    io.handle_error(id, std::io::ErrorKind::ConnectionReset);
+    assert!(net.run_until_idle(&mut io, false, 100));
+    assert_eq!(io.task_count(), 0);
+    assert_eq!(
+        CLOSED.with(|c| c.get()),
+        1,
+        "the client left: the handler was told"
+    );
+    let mut c = TestClient::new(app);
+    assert_eq!(c.get("/wait").status, 503, "the handler timed out");
+    assert_eq!(
+        CLOSED.with(|c| c.get()),
+        1,
+        "a timeout is not a closed connection"
+    );
+}

@@ -17,7 +17,7 @@ use super::client::{FetchHandle, FetchResult, HttpClient, HttpRequest};
 use super::config::HttpConfig;
 use super::error::SendError;
 use super::request::Request;
-use super::service::{HttpServer, Responder};
+use super::service::{ConnectionProbe, HttpServer, Responder};
 use crate::error::StreamError;
 use crate::io_loop::IoLoop;
 use crate::task::{with_loop, Oneshot};
@@ -71,6 +71,11 @@ impl ResponseWriter {
     /// True while the client is still connected.
     pub fn is_connected(&self) -> bool {
         self.responder.as_ref().is_some_and(Responder::is_connected)
+    }
+
+    /// A handle that tells later whether the client is still connected.
+    pub fn connection(&self) -> Option<ConnectionProbe> {
+        self.responder.as_ref().map(Responder::connection)
     }
 
     /// Sends a whole response.

@@ -72,5 +72,5 @@ pub use request::{Protocol, Request};
 pub use response_fields::{HeaderBlock, ResponseFields};
 pub use server::{AfterResponse, ReadTimeout, ServerConn, ServerEvent, TimeoutKind};
 pub(crate) use service::idle_connection_parts;
-pub use service::{Handler, HttpServer, Responder, ServerStats, WRITE_HIGH_WATER};
+pub use service::{ConnectionProbe, Handler, HttpServer, Responder, ServerStats, WRITE_HIGH_WATER};
 pub use sink::{OutQueue, ResponseSink};

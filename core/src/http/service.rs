@@ -565,10 +565,35 @@ pub struct Responder {
     local: LocalHandle,
 }
 
+/// Tells whether a request's connection is still open; see [`Responder::connection`].
+#[derive(Clone)]
+pub struct ConnectionProbe(Weak<RefCell<Conn>>);
+
+impl ConnectionProbe {
+    /// True while the connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.0.upgrade().is_some_and(|c| !c.borrow().closed)
+    }
+}
+
+impl std::fmt::Debug for ConnectionProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionProbe")
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
 impl Responder {
     /// True while the connection is open (the client may have gone away).
     pub fn is_connected(&self) -> bool {
         self.conn.upgrade().is_some_and(|c| !c.borrow().closed)
+    }
+
+    /// A handle that tells later whether the connection is still open (outliving this
+    /// responder, e.g. in a handler's destructor).
+    pub fn connection(&self) -> ConnectionProbe {
+        ConnectionProbe(self.conn.clone())
     }
 
     /// The connection's stream, while the connection lives (e.g. for a close callback).
