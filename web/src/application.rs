@@ -124,6 +124,8 @@ pub(crate) struct AppShared {
     default_handler: Option<Rc<dyn Endpoint>>,
     pub(crate) templates: Option<Templates>,
     pub(crate) rng: RefCell<ChaCha20Rng>,
+    /// Some route's handler streams request bodies.
+    streams_bodies: std::cell::Cell<bool>,
 }
 
 impl AppShared {
@@ -144,7 +146,9 @@ impl AppShared {
                 ChaCha20Rng::from_seed(seed)
             }
         };
+        let streams_bodies = router.targets().any(|t| t.body_limit().is_some());
         AppShared {
+            streams_bodies: std::cell::Cell::new(streams_bodies),
             router: RefCell::new(router),
             settings,
             default_handler,
@@ -225,10 +229,13 @@ impl Application {
     /// Adds routes for hosts matching `host_pattern` (virtual hosts), also while serving;
     /// they are tried before the routes for any host.
     pub fn add_handlers(&self, host_pattern: &str, routes: Vec<Route>) -> Result<(), RouteError> {
-        let rules = routes
+        let rules: Vec<Rule<Rc<dyn Endpoint>>> = routes
             .into_iter()
             .map(Route::compile)
             .collect::<Result<_, _>>()?;
+        if rules.iter().any(|r| r.target.body_limit().is_some()) {
+            self.shared.streams_bodies.set(true);
+        }
         self.shared
             .router
             .borrow_mut()
@@ -274,9 +281,13 @@ impl Handler for AppHandler {
     }
 
     fn body_limit(&self, request: &Request) -> Option<u64> {
+        if !self.0.streams_bodies.get() {
+            return None; // no route streams: skip the lookup on every head
+        }
         let router = self.0.router.borrow();
-        let (rule, _) = router.find(request.host_name(), request.path())?;
-        rule.target.body_limit()
+        router
+            .find_target(request.host_name(), request.path())?
+            .body_limit()
     }
 }
 

@@ -146,6 +146,11 @@ impl PathPattern {
         Some(Ok(args))
     }
 
+    /// True if `path` matches (no captures built).
+    pub fn is_match(&self, path: &str) -> bool {
+        self.regex.is_match(path)
+    }
+
     /// Builds the URL path for `args` (each percent-encoded), as Tornado's `reverse_url`.
     pub fn reverse(&self, name: &str, args: &[&str]) -> Result<String, RouteError> {
         let pieces = self
@@ -324,6 +329,24 @@ impl<T> Router<T> {
             }
         }
         None
+    }
+
+    /// Every rule's target, in no particular order.
+    pub fn targets(&self) -> impl Iterator<Item = &T> {
+        self.groups
+            .iter()
+            .flat_map(|(_, rules)| rules.iter().map(|r| &r.target))
+    }
+
+    /// What the first rule matching `host_name` and `path` points to, without building its
+    /// captures (cheaper than [`find`](Self::find) when only the target matters).
+    pub fn find_target(&self, host_name: &str, path: &str) -> Option<&T> {
+        self.groups
+            .iter()
+            .filter(|(host, _)| host.as_ref().map_or(true, |h| h.matches(host_name)))
+            .flat_map(|(_, rules)| rules)
+            .find(|rule| rule.pattern.is_match(path))
+            .map(|rule| &rule.target)
     }
 
     /// The URL path of the route named `name` with `args` filled in.
