@@ -31,6 +31,8 @@ pub mod cookie;
 mod error;
 pub mod escape;
 mod exchange;
+#[doc(hidden)]
+pub mod fuzz_entry;
 mod handler;
 pub mod routing;
 pub mod signed;
