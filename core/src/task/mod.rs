@@ -37,6 +37,8 @@
 //! ```
 //!
 //! [`Remote`]: crate::Remote
+//! [`IoLoop`]: crate::IoLoop
+//! [`IoLoop::spawn`]: crate::IoLoop::spawn
 
 mod blocking;
 mod current;
