@@ -9,6 +9,7 @@ use eddy_sim::{FaultConfig, RunReport, SimError};
 pub mod echo;
 pub mod http_chaos;
 pub mod timers;
+pub mod web_chaos;
 
 /// Knobs a caller (a test or `eddy sim`) may set for a scenario run.
 #[derive(Clone, Debug)]
@@ -71,6 +72,11 @@ pub fn all() -> &'static [Scenario] {
             name: "http_chaos_async",
             about: "http_chaos with an async handler and clients written as tasks (fetch_async, sleep)",
             run: http_chaos::run_async,
+        },
+        Scenario {
+            name: "web_chaos",
+            about: "clients browse the demo web app as tasks under faults: right answers, a signed counter that only goes up",
+            run: web_chaos::run,
         },
         Scenario {
             name: "timers",
