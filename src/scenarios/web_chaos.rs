@@ -19,6 +19,9 @@ use std::rc::Rc;
 /// Visits each client makes.
 pub const VISITS: usize = 30;
 
+/// What a page's body must be.
+type BodyCheck = Box<dyn Fn(&str) -> bool>;
+
 /// What one client saw.
 #[derive(Default)]
 struct ClientLog {
@@ -79,7 +82,7 @@ async fn browse(addr: SocketAddr, c: usize, log: Rc<RefCell<ClientLog>>) {
     let mut cookie: Option<String> = None;
     let mut count = 0u64;
     for visit in 0..VISITS {
-        let (path, expect): (String, Box<dyn Fn(&str) -> bool>) = match visit % 4 {
+        let (path, expect): (String, BodyCheck) = match visit % 4 {
             0 => {
                 let id = c * 1000 + visit;
                 let want = format!("{{\"id\":{id},\"name\":\"user {id}\"}}");
