@@ -301,25 +301,21 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
             .find(request.host_name(), request.path())
             .map(|(rule, args)| (rule.target.clone(), args))
     };
-    let (endpoint, args) = match found {
-        Some((endpoint, Ok(args))) => (Some(endpoint), Ok(args)),
+    // What to run, and the captures it gets (a bad capture or no route: an error page).
+    let (args, endpoint) = match found {
+        Some((endpoint, Ok(args))) => (args, Ok(Some(endpoint))),
         Some((_, Err(e))) => (
-            None,
+            PathArgs::default(),
             Err(HttpError::new(400).with_log_message(e.to_string())),
         ),
-        None => (app.default_handler.clone(), Ok(PathArgs::default())),
+        None => (PathArgs::default(), Ok(app.default_handler.clone())),
     };
     let limit = app.settings.handler_timeout;
-    let mut ex = Exchange::new(
-        request,
-        args.clone().unwrap_or_default(),
-        app.clone(),
-        writer,
-    );
-    let outcome = match (endpoint, args) {
-        (_, Err(e)) => Outcome::Done(Err(e)),
-        (None, Ok(_)) => Outcome::Done(Err(HttpError::new(404))),
-        (Some(endpoint), Ok(_)) => match timeout(limit, endpoint.call(&mut ex)).await {
+    let mut ex = Exchange::new(request, args, app.clone(), writer);
+    let outcome = match endpoint {
+        Err(e) => Outcome::Done(Err(e)),
+        Ok(None) => Outcome::Done(Err(HttpError::new(404))),
+        Ok(Some(endpoint)) => match timeout(limit, endpoint.call(&mut ex)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Done(Err(HttpError::new(503)
                 .with_log_message(format!("handler still running after {limit:?}")))),

@@ -13,6 +13,16 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use super::framing::{encode_chunk, encode_last_chunk, ChunkedDecoder, Decoded};
 use super::{AfterResponse, HttpConfig, RequestError, ServerConn, ServerEvent};
 
+/// The `k`-th piece size of a split schedule (cycled; 0 and a missing schedule are
+/// `default`, at least 1): how the fuzz entries cut their input.
+pub(crate) fn piece_size(sizes: &[usize], k: usize, default: usize) -> usize {
+    sizes
+        .get(k % sizes.len().max(1))
+        .copied()
+        .unwrap_or(default)
+        .max(1)
+}
+
 /// One observable event, with consecutive body pieces merged (their split is not observable).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ev {
@@ -72,11 +82,7 @@ pub fn drive(config: &Arc<HttpConfig>, input: &[u8], sizes: &[usize]) -> Transcr
     let mut pos = 0;
     let mut k = 0;
     while pos < input.len() && !driver.stopped {
-        let size = sizes
-            .get(k % sizes.len().max(1))
-            .copied()
-            .unwrap_or(input.len())
-            .max(1);
+        let size = piece_size(sizes, k, input.len());
         let end = (pos + size).min(input.len());
         buf.extend_from_slice(&input[pos..end]);
         pos = end;
@@ -304,11 +310,7 @@ pub fn decode_chunked(
                 return (body, Err(RequestError::Incomplete))
             }
             Ok(Decoded::NeedData) => {
-                let size = sizes
-                    .get(k % sizes.len().max(1))
-                    .copied()
-                    .unwrap_or(1)
-                    .max(1);
+                let size = piece_size(sizes, k, 1);
                 let end = (pos + size).min(input.len());
                 buf.extend_from_slice(&input[pos..end]);
                 pos = end;

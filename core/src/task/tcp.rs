@@ -21,7 +21,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
 
@@ -242,9 +242,14 @@ impl TcpStream {
 
     /// Bytes queued for writing and not yet taken by the socket.
     pub fn write_queued(&self) -> usize {
+        self.queued().unwrap_or(0)
+    }
+
+    /// Bytes queued for writing, or `None` once the loop has freed the stream.
+    fn queued(&self) -> Option<usize> {
         let id = self.id;
         self.bound
-            .with(|io| io.stream(id).map_or(0, |s| s.write_queued()))
+            .with(|io| io.stream(id).map(|s| s.write_queued()))
     }
 
     /// Why the stream closed, if it has.
@@ -353,28 +358,25 @@ impl TcpStream {
         });
     }
 
-    /// One `AsyncRead`-style read into `self.chunk`; `Ok(false)` at end of file.
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+    /// One `AsyncRead`-style read into `self.chunk`, unless it holds bytes; at end of file
+    /// it completes with `chunk` left empty.
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if !self.chunk.is_empty() {
-            return Poll::Ready(Ok(true));
+            return Poll::Ready(Ok(()));
         }
         let request = (!self.polling_read).then_some(ReadRequest::Some(usize::MAX));
         self.polling_read = true;
         let id = self.id;
-        let result = match self
+        let result = ready!(self
             .bound
-            .with(|io| io.poll_task_read(id, request, cx.waker()))
-        {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(result) => result,
-        };
+            .with(|io| io.poll_task_read(id, request, cx.waker())));
         self.polling_read = false;
         Poll::Ready(match result.map_err(|e| self.map_error(e)) {
             Ok(data) => {
                 self.chunk = data;
-                Ok(true)
+                Ok(())
             }
-            Err(StreamError::Closed(CloseReason::Eof)) => Ok(false),
+            Err(StreamError::Closed(CloseReason::Eof)) => Ok(()),
             Err(e) => Err(to_io_error(e)),
         })
     }
@@ -607,29 +609,19 @@ impl futures_io::AsyncRead for TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        match this.poll_chunk(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok(0)),
-            Poll::Ready(Ok(true)) => {
-                let n = buf.len().min(this.chunk.len());
-                buf[..n].copy_from_slice(&this.chunk[..n]);
-                this.chunk.advance(n);
-                Poll::Ready(Ok(n))
-            }
-        }
+        ready!(this.poll_chunk(cx))?;
+        let n = buf.len().min(this.chunk.len()); // 0 at end of file
+        buf[..n].copy_from_slice(&this.chunk[..n]);
+        this.chunk.advance(n);
+        Poll::Ready(Ok(n))
     }
 }
 
 impl futures_io::AsyncBufRead for TcpStream {
     fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
         let this = self.get_mut();
-        match this.poll_chunk(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(false)) => Poll::Ready(Ok(&[])),
-            Poll::Ready(Ok(true)) => Poll::Ready(Ok(&this.chunk[..])),
-        }
+        ready!(this.poll_chunk(cx))?;
+        Poll::Ready(Ok(&this.chunk[..]))
     }
 
     fn consume(self: Pin<&mut Self>, amt: usize) {
@@ -645,25 +637,14 @@ impl futures_io::AsyncWrite for TcpStream {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match this.poll_write_wait(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => {}
-        }
-        let id = this.id;
-        let queued = this
-            .bound
-            .with(|io| io.stream(id).map(|s| s.write_queued()));
+        ready!(this.poll_write_wait(cx))?;
+        let queued = this.queued();
         if queued.is_some_and(|q| q >= WRITE_HIGH_WATER) {
             // Back-pressure: wait until half of the high-water mark has reached the socket.
             this.wait_written(|total, queued| {
                 total - queued as u64 + (WRITE_HIGH_WATER / 2) as u64
             })?;
-            match this.poll_write_wait(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
-            }
+            ready!(this.poll_write_wait(cx))?;
         }
         this.write(Bytes::copy_from_slice(buf))
             .map_err(to_io_error)?;
@@ -673,11 +654,7 @@ impl futures_io::AsyncWrite for TcpStream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            match this.poll_write_wait(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
-            }
+            ready!(this.poll_write_wait(cx))?;
             let id = this.id;
             let queued = this
                 .bound

@@ -5,6 +5,7 @@
 //! depend on how input was chunked, and everything the machine wrote must parse cleanly
 //! for a peer of the other role.
 
+use crate::http::fuzz_entry::piece_size;
 use bytes::BytesMut;
 
 use super::{
@@ -157,11 +158,7 @@ pub fn drive(setup: &Setup, input: &[u8], sizes: &[usize], eof: bool) -> Transcr
     let (mut pos, mut k) = (0, 0);
     let mut open = true;
     while pos < input.len() && open {
-        let size = sizes
-            .get(k % sizes.len().max(1))
-            .copied()
-            .unwrap_or(1)
-            .max(1);
+        let size = piece_size(sizes, k, 1);
         let end = (pos + size).min(input.len());
         buf.extend_from_slice(&input[pos..end]);
         pos = end;
