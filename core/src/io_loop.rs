@@ -20,7 +20,9 @@
 use crate::buffer_pool::BufferPool;
 use crate::callback::CallbackQueue;
 use crate::error::{CloseReason, StreamError};
+use crate::file::FileRange;
 use crate::slab::{Key, Slab};
+use crate::stream::Chunk;
 use crate::stream::{
     Interest, ReadOutcome, ReadRequest, Stream, StreamState, DEFAULT_MAX_BUFFER_SIZE,
     DEFAULT_READ_CHUNK_SIZE,
@@ -899,6 +901,18 @@ impl IoLoop {
         Ok(())
     }
 
+    /// Queues a chunk: bytes, or a range of an open file that the driver sends after the
+    /// bytes queued before it (zero-copy with `sendfile(2)` on the OS).
+    pub fn write_chunk(&mut self, id: StreamId, chunk: Chunk) -> Result<(), StreamError> {
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        let was_writing = entry.stream.writing();
+        entry.stream.write_chunk(chunk)?;
+        if !was_writing {
+            self.queue_interest(id);
+        }
+        Ok(())
+    }
+
     /// Runs `on_flushed` once every byte queued so far is written, or with the close error.
     #[track_caller]
     pub fn flush(
@@ -1237,6 +1251,30 @@ impl IoLoop {
             .map(|e| e.stream.write_chunks())
             .into_iter()
             .flatten()
+    }
+
+    /// The file range to send next, when the stream's queue starts with one (then
+    /// [`IoLoop::write_chunks`] is empty). Report what was sent with `handle_written`.
+    pub fn front_file(&self, id: StreamId) -> Option<&FileRange> {
+        self.streams
+            .get(id.0)
+            .filter(|e| !e.close_queued)
+            .and_then(|e| e.stream.front_file())
+    }
+
+    /// Appends up to `limit` queued bytes to `out`, file ranges read into memory: the write
+    /// path of drivers that copy. An `Err` is the file's failure; report it with
+    /// [`IoLoop::handle_error`].
+    pub fn gather_write(
+        &self,
+        id: StreamId,
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        match self.streams.get(id.0).filter(|e| !e.close_queued) {
+            Some(e) => e.stream.gather(limit, out),
+            None => Ok(()),
+        }
     }
 
     /// The driver wrote `n` bytes from the front of the stream's queue.

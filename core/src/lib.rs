@@ -27,6 +27,7 @@
 pub mod buffer_pool;
 pub mod callback;
 pub mod error;
+pub mod file;
 pub mod http;
 pub mod io_loop;
 pub mod slab;
@@ -44,6 +45,6 @@ pub use io_loop::{
     Clock, IoAction, IoLoop, ListenOptions, ListenerId, LoopConfig, LoopStats, PeriodicId, Remote,
     StreamHandler, StreamId, TimeoutHandle,
 };
-pub use stream::{Interest, ReadRequest, Stream, StreamState};
+pub use stream::{Chunk, Interest, ReadRequest, Stream, StreamState};
 pub use time::{Duration, Instant};
 pub use timer::{TimerHeap, TimerId};

@@ -6,6 +6,7 @@
 //! Readiness interest is computed from this state on demand and stored nowhere else.
 
 use crate::error::{CloseReason, StreamError};
+use crate::file::FileRange;
 use bytes::buf::Limit;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -112,38 +113,116 @@ pub struct Stream {
     paused: bool,
 }
 
-/// The write queue: the front chunk inline, later ones in a deque. A stream that writes
-/// one response at a time (keep-alive) never allocates the deque, so an idle stream holds
-/// no queue memory.
-#[derive(Debug, Default)]
-struct WriteQueue {
-    /// The oldest chunk; empty only when `rest` is empty too.
-    front: Bytes,
-    rest: VecDeque<Bytes>,
+/// One queued piece of output: bytes in memory, or a range of an open file that the driver
+/// sends zero-copy where it can.
+#[derive(Debug)]
+pub enum Chunk {
+    /// Bytes in memory.
+    Bytes(Bytes),
+    /// A range of an open file.
+    File(FileRange),
 }
 
-impl WriteQueue {
-    fn push_back(&mut self, data: Bytes) {
-        debug_assert!(!data.is_empty());
-        if self.front.is_empty() {
-            self.front = data;
-        } else {
-            self.rest.push_back(data);
+impl From<Bytes> for Chunk {
+    fn from(bytes: Bytes) -> Chunk {
+        Chunk::Bytes(bytes)
+    }
+}
+
+impl From<FileRange> for Chunk {
+    fn from(range: FileRange) -> Chunk {
+        Chunk::File(range)
+    }
+}
+
+impl Chunk {
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::File(f) => usize::try_from(f.len()).unwrap_or(usize::MAX),
         }
     }
 
-    fn front_mut(&mut self) -> Option<&mut Bytes> {
-        (!self.front.is_empty()).then_some(&mut self.front)
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The write queue: the front chunk inline, later ones in a deque. A stream that writes
+/// one response at a time (keep-alive) never allocates the deque, so an idle stream holds
+/// no queue memory. File ranges wait in the deque; the front is always in memory.
+#[derive(Debug, Default)]
+struct WriteQueue {
+    /// The oldest in-memory chunk; empty when the queue is empty or starts with a file.
+    front: Bytes,
+    rest: VecDeque<Chunk>,
+}
+
+impl WriteQueue {
+    fn push_back(&mut self, chunk: Chunk) {
+        debug_assert!(!chunk.is_empty());
+        match chunk {
+            Chunk::Bytes(data) if self.front.is_empty() && self.rest.is_empty() => {
+                self.front = data;
+            }
+            chunk => self.rest.push_back(chunk),
+        }
     }
 
-    fn pop_front(&mut self) {
-        self.front = self.rest.pop_front().unwrap_or_default();
+    /// Drops `n` bytes from the front, at most one chunk's worth; returns how many it took.
+    fn advance(&mut self, n: usize) -> usize {
+        if !self.front.is_empty() {
+            let take = n.min(self.front.len());
+            self.front.advance(take);
+            if self.front.is_empty() {
+                self.front = Bytes::new(); // an emptied `Bytes` still holds its storage
+                self.promote();
+            }
+            return take;
+        }
+        match self.rest.front_mut() {
+            Some(Chunk::File(range)) => {
+                let take = n.min(usize::try_from(range.len()).unwrap_or(usize::MAX));
+                range.advance(take as u64);
+                if range.is_empty() {
+                    self.rest.pop_front();
+                    self.promote();
+                }
+                take
+            }
+            Some(Chunk::Bytes(_)) => unreachable!("in-memory chunks are promoted to the front"),
+            None => panic!("queued bytes accounted"),
+        }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Bytes> {
+    /// Moves the next chunk into `front` if it is in memory.
+    fn promote(&mut self) {
+        if let Some(Chunk::Bytes(_)) = self.rest.front() {
+            let Some(Chunk::Bytes(data)) = self.rest.pop_front() else {
+                unreachable!()
+            };
+            self.front = data;
+        }
+    }
+
+    /// The in-memory chunks before the first file range.
+    fn bytes(&self) -> impl Iterator<Item = &Bytes> {
         core::iter::once(&self.front)
             .filter(|b| !b.is_empty())
-            .chain(self.rest.iter())
+            .chain(self.rest.iter().map_while(|c| match c {
+                Chunk::Bytes(b) => Some(b),
+                Chunk::File(_) => None,
+            }))
+    }
+
+    /// The file range at the front of the queue, if the queue starts with one.
+    fn front_file(&self) -> Option<&FileRange> {
+        match self.rest.front() {
+            Some(Chunk::File(range)) if self.front.is_empty() => Some(range),
+            _ => None,
+        }
     }
 
     fn clear(&mut self) {
@@ -310,18 +389,28 @@ impl Stream {
 
     /// Queues bytes for writing.
     pub fn write(&mut self, data: Bytes) -> Result<(), StreamError> {
+        self.push_chunk(Chunk::Bytes(data))
+    }
+
+    /// Queues a chunk: bytes, or a range of an open file sent after the bytes before it.
+    pub fn write_chunk(&mut self, chunk: Chunk) -> Result<(), StreamError> {
+        self.push_chunk(chunk)
+    }
+
+    fn push_chunk(&mut self, chunk: Chunk) -> Result<(), StreamError> {
         if let StreamState::Closed(reason) = self.state {
             return Err(StreamError::Closed(reason));
         }
         if self.write_side != WriteSide::Open {
             return Err(StreamError::WriteShutdown);
         }
-        if data.is_empty() {
+        let len = chunk.len();
+        if len == 0 {
             return Ok(());
         }
-        self.write_queued += data.len();
-        self.total_queued += data.len() as u64;
-        self.write_queue.push_back(data);
+        self.write_queued = self.write_queued.saturating_add(len);
+        self.total_queued += len as u64;
+        self.write_queue.push_back(chunk);
         Ok(())
     }
 
@@ -490,12 +579,63 @@ impl Stream {
         self.read_eof = true;
     }
 
-    /// The queued bytes, oldest first, for a vectored write of at most [`MAX_WRITE_SLICES`].
+    /// The queued bytes, oldest first, for a vectored write of at most [`MAX_WRITE_SLICES`];
+    /// it stops before a file range (see [`Stream::front_file`]).
     pub fn write_chunks(&self) -> impl Iterator<Item = &[u8]> {
         self.write_queue
-            .iter()
+            .bytes()
             .take(MAX_WRITE_SLICES)
             .map(|b| b.as_ref())
+    }
+
+    /// The file range to send next, when the queue starts with one.
+    pub fn front_file(&self) -> Option<&FileRange> {
+        self.write_queue.front_file()
+    }
+
+    /// Appends up to `limit` queued bytes to `out`, reading file ranges (for drivers that
+    /// copy: the simulator, test harnesses, a TLS layer). A file that fails to read is an
+    /// error only when nothing could be gathered before it; it fails again next time.
+    pub fn gather(&self, limit: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let start = out.len();
+        let chunks = core::iter::once(&self.write_queue.front)
+            .filter(|b| !b.is_empty())
+            .map(|b| (Some(b), None))
+            .chain(self.write_queue.rest.iter().map(|c| match c {
+                Chunk::Bytes(b) => (Some(b), None),
+                Chunk::File(f) => (None, Some(f)),
+            }));
+        for (bytes, file) in chunks {
+            let room = limit - (out.len() - start);
+            if room == 0 {
+                break;
+            }
+            if let Some(bytes) = bytes {
+                out.extend_from_slice(&bytes[..room.min(bytes.len())]);
+                continue;
+            }
+            let Some(file) = file else { continue };
+            let mut range = file.clone();
+            while !range.is_empty() && out.len() - start < limit {
+                let at = out.len();
+                let want = (limit - (at - start)).min(64 * 1024);
+                out.resize(at + want, 0);
+                match range.read_front(&mut out[at..]) {
+                    Ok(n) => {
+                        out.truncate(at + n);
+                        range.advance(n as u64);
+                    }
+                    Err(e) => {
+                        out.truncate(at);
+                        return if out.len() > start { Ok(()) } else { Err(e) };
+                    }
+                }
+            }
+            if !range.is_empty() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// Records that the driver wrote `n` bytes from the front of the queue.
@@ -504,17 +644,7 @@ impl Stream {
         self.write_queued -= n;
         self.total_written += n as u64;
         while n > 0 {
-            let front = self
-                .write_queue
-                .front_mut()
-                .expect("queued bytes accounted");
-            if n >= front.len() {
-                n -= front.len();
-                self.write_queue.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
-            }
+            n -= self.write_queue.advance(n);
         }
     }
 

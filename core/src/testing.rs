@@ -251,12 +251,9 @@ impl FakeNet {
         if conn.interest.writable && conn.connecting_to.is_none() && !conn.write_blocked {
             let limit = Self::next_size(&self.write_sizes, &mut self.write_turn);
             let mut data = Vec::new();
-            for chunk in io.write_chunks(id) {
-                let take = chunk.len().min(limit - data.len());
-                data.extend_from_slice(&chunk[..take]);
-                if data.len() == limit {
-                    break;
-                }
+            if let Err(e) = io.gather_write(id, limit.min(1 << 20), &mut data) {
+                io.handle_error(id, e.kind());
+                return true;
             }
             if !data.is_empty() {
                 moved = true;

@@ -36,6 +36,7 @@ compile_error!("eddy-drivers supports Unix (Linux, macOS, the BSDs) only");
 mod blocking;
 mod clock;
 mod error;
+mod fs;
 pub mod os;
 mod reactor;
 mod selector;
@@ -45,6 +46,7 @@ mod sys;
 pub use blocking::{BlockingThreads, MAX_BLOCKING_THREADS};
 pub use clock::MonoClock;
 pub use error::DriverError;
+pub use fs::{OsFile, OsFiles, SENDFILE_MAX};
 pub use server::{
     graceful_stop, listen_host, resolve_listen_addrs, serve_threads, serve_threads_async,
     spawn_threads, spawn_threads_async, ThreadServer, DEFAULT_GRACE,

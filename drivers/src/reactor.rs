@@ -18,7 +18,7 @@
 
 use crate::clock::MonoClock;
 use crate::selector::{Readiness, Selector, Want, WAKER_TOKEN};
-use crate::sys;
+use crate::{fs, sys};
 use crate::{DriverConfig, DriverError};
 use eddy_core::{CloseReason, Interest, IoAction, IoLoop, ListenerId, StreamId};
 use socket2::Socket;
@@ -72,6 +72,8 @@ pub(crate) struct Reactor<S: Selector> {
     events: Vec<Readiness>,
     wants: Vec<Want>,
     attached: bool,
+    /// Where file ranges are read when `sendfile` cannot send them directly.
+    scratch: Vec<u8>,
 }
 
 fn stream_token(index: u32) -> usize {
@@ -98,6 +100,7 @@ impl<S: Selector> Reactor<S> {
             events: Vec::new(),
             wants: Vec::new(),
             attached: false,
+            scratch: Vec::new(),
         })
     }
 
@@ -326,13 +329,21 @@ impl<S: Selector> Reactor<S> {
 
     fn write_stream(&mut self, io: &mut IoLoop, id: StreamId) {
         for _ in 0..WRITE_BURST {
-            let Some(s) = self.stream_mut(id) else {
+            let Some(s) = self
+                .streams
+                .get_mut(id.index() as usize)
+                .and_then(Option::as_mut)
+                .filter(|s| s.id == id)
+            else {
                 return;
             };
             if !s.write_ready || s.connecting {
                 return;
             }
-            let result = sys::send_chunks(&s.sock, io.write_chunks(id));
+            let result = match io.front_file(id) {
+                Some(range) => fs::send_file(&s.sock, range, &mut self.scratch),
+                None => sys::send_chunks(&s.sock, io.write_chunks(id)),
+            };
             match result {
                 Ok((_, 0)) => return,
                 Ok((n, offered)) => {

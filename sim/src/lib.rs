@@ -30,6 +30,10 @@
 //!   [`Trace::to_chrome_json`] (`eddy sim … --trace out.json`). A failed world leaves its
 //!   trace for [`take_last_trace`].
 //!
+//! Files: [`SimFiles`] is an in-memory [`FileSystem`](eddy_core::file::FileSystem) with
+//! seeded faults of its own ([`FileFaults`]: short reads, `EIO`, files changing or vanishing
+//! after their stat, slow disks in virtual time), for the web layer's static files.
+//!
 //! Simulated code must be deterministic too: take randomness from a generator seeded from the
 //! run's seed, never iterate a `HashMap` to decide anything, and never read the OS clock.
 //!
@@ -77,6 +81,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fs;
 pub mod pair;
 mod panics;
 pub mod plan;
@@ -87,6 +92,7 @@ pub mod world;
 
 pub use config::FaultConfig;
 pub use error::SimError;
+pub use fs::{FileFaults, SimFiles};
 pub use pair::{pair_server_addr, run_pair};
 pub use plan::{FaultOp, FaultPlan, FaultStep};
 pub use seeds::{

@@ -1765,6 +1765,16 @@ impl Net {
                 break;
             }
         }
+        if n == 0 && io.front_file(stream).is_some() {
+            // A file range: read it through its (simulated) file, faults and all.
+            let mut data = Vec::new();
+            if let Err(e) = io.gather_write(stream, limit, &mut data) {
+                io.handle_error(stream, e.kind());
+                return true;
+            }
+            rx.extend(&data);
+            n = data.len();
+        }
         if n == 0 {
             return false;
         }

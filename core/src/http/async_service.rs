@@ -19,6 +19,7 @@ use super::error::SendError;
 use super::request::Request;
 use super::service::{ConnectionProbe, HttpServer, Responder};
 use crate::error::StreamError;
+use crate::file::FileRange;
 use crate::io_loop::IoLoop;
 use crate::task::{with_loop, Oneshot};
 
@@ -95,6 +96,12 @@ impl ResponseWriter {
         let responder = self.responder.as_mut().ok_or(SendError::Closed)?;
         let data = data.into();
         with_loop(|io| responder.write(io, data))
+    }
+
+    /// Queues a range of an open file as a piece of the body (sent zero-copy where it can).
+    pub fn write_file(&mut self, range: FileRange) -> Result<(), SendError> {
+        let responder = self.responder.as_mut().ok_or(SendError::Closed)?;
+        with_loop(|io| responder.write_file(io, range))
     }
 
     /// Completes once everything written so far has reached the socket (back-pressure).

@@ -10,6 +10,7 @@ use http::HeaderMap;
 
 use super::error::RequestError;
 use super::sink::ResponseSink;
+use crate::stream::Chunk;
 
 /// Most trailer fields accepted after a chunked body.
 pub const MAX_TRAILER_FIELDS: usize = 32;
@@ -500,14 +501,15 @@ fn step_extension(at: ExtPos, b: u8) -> Result<Option<ExtPos>, RequestError> {
 
 /// Writes one chunk (`size CRLF data CRLF`); empty data writes nothing, since an empty
 /// chunk would end the body.
-pub fn encode_chunk(data: Bytes, out: &mut impl ResponseSink) {
+pub fn encode_chunk(data: impl Into<Chunk>, out: &mut impl ResponseSink) {
+    let data = data.into();
     if data.is_empty() {
         return;
     }
     let mut line = [0u8; 18];
     let n = write_hex_line(data.len() as u64, &mut line);
     out.put_slice(&line[..n]);
-    out.put_bytes(data);
+    out.put_chunk(data);
     out.put_slice(b"\r\n");
 }
 

@@ -20,6 +20,7 @@ use super::framing::{
 use super::head::{parse_request_head, BodyFraming, FieldSpan, RequestHead};
 use super::response_fields::{AppFields, ResponseFields};
 use super::sink::ResponseSink;
+use crate::stream::Chunk;
 
 /// What [`ServerConn::poll_event`] found; drain events until `NeedData`, `Paused` or `Closed`.
 #[derive(Debug)]
@@ -472,7 +473,14 @@ impl ServerConn {
     }
 
     /// Writes a piece of the response body (chunk-framed when the response is chunked).
-    pub fn send_data(&mut self, data: Bytes, out: &mut impl ResponseSink) -> Result<(), SendError> {
+    ///
+    /// `data` is `Bytes`, or a [`FileRange`](crate::file::FileRange) the sink queues as it is.
+    pub fn send_data(
+        &mut self,
+        data: impl Into<Chunk>,
+        out: &mut impl ResponseSink,
+    ) -> Result<(), SendError> {
+        let data = data.into();
         let WriteState::Body(encoder) = self.write else {
             return Err(match self.write {
                 WriteState::Idle | WriteState::Ready => SendError::NoResponseStarted,
@@ -492,13 +500,13 @@ impl ServerConn {
                     remaining: remaining - len,
                 });
                 if len > 0 {
-                    out.put_bytes(data);
+                    out.put_chunk(data);
                 }
             }
             BodyEncoder::Chunked => encode_chunk(data, out),
             BodyEncoder::CloseDelimited => {
                 if !data.is_empty() {
-                    out.put_bytes(data);
+                    out.put_chunk(data);
                 }
             }
             BodyEncoder::Forbidden(status) if !data.is_empty() => {

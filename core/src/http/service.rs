@@ -25,6 +25,7 @@ use super::server::{AfterResponse, ServerConn, ServerEvent};
 use super::sink::{OutQueue, OUT_QUEUE_RESERVE};
 use crate::buffer_pool::BufferPool;
 use crate::error::{CloseReason, StreamError};
+use crate::file::FileRange;
 use crate::io_loop::{
     IoLoop, ListenOptions, ListenerId, LocalHandle, StreamHandler, StreamId, TimeoutHandle,
 };
@@ -242,8 +243,8 @@ impl Conn {
 
     /// Moves serialised output to the stream's write queue (no copy), then pools the buffer.
     fn flush_out(&mut self, io: &mut IoLoop) {
-        while let Some(bytes) = self.out.pop_front() {
-            if io.write(self.stream, bytes).is_err() {
+        while let Some(chunk) = self.out.pop_front() {
+            if io.write_chunk(self.stream, chunk).is_err() {
                 self.out = OutQueue::new();
                 return;
             }
@@ -650,6 +651,18 @@ impl Responder {
         conn.prepare_out();
         let Conn { machine, out, .. } = &mut *conn;
         machine.send_data(data.into(), out)?;
+        conn.flush_out(io);
+        Ok(())
+    }
+
+    /// Writes a range of an open file as a piece of the body; the driver sends it without
+    /// copying it through memory where it can (`sendfile(2)`).
+    pub fn write_file(&mut self, io: &mut IoLoop, range: FileRange) -> Result<(), SendError> {
+        let conn_rc = self.conn_for_response()?;
+        let mut conn = conn_rc.borrow_mut();
+        conn.prepare_out();
+        let Conn { machine, out, .. } = &mut *conn;
+        machine.send_data(range, out)?;
         conn.flush_out(io);
         Ok(())
     }

@@ -1,9 +1,12 @@
 //! Where the server machine writes response bytes: a plain `BytesMut`, or an [`OutQueue`]
-//! that keeps large body `Bytes` as they are instead of copying them.
+//! that keeps large body `Bytes` and file ranges as they are instead of copying them.
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
+
+use crate::file::FileRange;
+use crate::stream::Chunk;
 
 /// A destination for serialised response bytes, in order.
 pub trait ResponseSink {
@@ -12,6 +15,28 @@ pub trait ResponseSink {
     /// Appends body data; an implementation may keep the `Bytes` without copying.
     fn put_bytes(&mut self, bytes: Bytes) {
         self.put_slice(&bytes);
+    }
+    /// Appends a piece of body data, in memory or from a file.
+    fn put_chunk(&mut self, chunk: Chunk) {
+        match chunk {
+            Chunk::Bytes(bytes) => self.put_bytes(bytes),
+            Chunk::File(range) => self.put_file(range),
+        }
+    }
+    /// Appends a range of an open file as body data. This default copies it (in-memory
+    /// sinks for tests and tools); on a read error it stops where the file failed.
+    fn put_file(&mut self, range: FileRange) {
+        let mut range = range;
+        let mut buf = vec![0; 64 * 1024];
+        while !range.is_empty() {
+            match range.read_front(&mut buf) {
+                Ok(n) => {
+                    self.put_slice(&buf[..n]);
+                    range.advance(n as u64);
+                }
+                Err(_) => return,
+            }
+        }
     }
 }
 
@@ -34,11 +59,12 @@ pub const OUT_QUEUE_RESERVE: usize = 16 * 1024;
 /// Body chunks at least this long are queued as they are rather than copied.
 pub const OUT_QUEUE_COPY_MAX: usize = 1024;
 
-/// An ordered queue of output `Bytes`: small writes coalesce into one reused buffer,
-/// large bodies are queued without a copy (the stream's write queue takes them as is).
+/// An ordered queue of output chunks: small writes coalesce into one reused buffer, large
+/// bodies and file ranges are queued without a copy (the stream's write queue takes them
+/// as they are).
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    queue: VecDeque<Bytes>,
+    queue: VecDeque<Chunk>,
     tail: BytesMut,
 }
 
@@ -49,14 +75,14 @@ impl OutQueue {
     }
 
     /// Takes the next piece of output, oldest first.
-    pub fn pop_front(&mut self) -> Option<Bytes> {
-        if let Some(b) = self.queue.pop_front() {
-            return Some(b);
+    pub fn pop_front(&mut self) -> Option<Chunk> {
+        if let Some(chunk) = self.queue.pop_front() {
+            return Some(chunk);
         }
         if self.tail.is_empty() {
             None
         } else {
-            Some(self.tail.split().freeze())
+            Some(Chunk::Bytes(self.tail.split().freeze()))
         }
     }
 
@@ -84,6 +110,14 @@ impl OutQueue {
         }
     }
 
+    /// Queues the coalesced small writes so a chunk after them keeps its place.
+    fn seal_tail(&mut self) {
+        if !self.tail.is_empty() {
+            self.queue
+                .push_back(Chunk::Bytes(self.tail.split().freeze()));
+        }
+    }
+
     fn append(&mut self, bytes: &[u8]) {
         if self.tail.capacity() - self.tail.len() < bytes.len() {
             self.tail.reserve(bytes.len().max(OUT_QUEUE_RESERVE));
@@ -93,7 +127,7 @@ impl OutQueue {
 
     /// Total bytes waiting.
     pub fn len(&self) -> usize {
-        self.queue.iter().map(Bytes::len).sum::<usize>() + self.tail.len()
+        self.queue.iter().map(Chunk::len).sum::<usize>() + self.tail.len()
     }
 
     /// True when nothing is waiting.
@@ -112,16 +146,28 @@ impl ResponseSink for OutQueue {
             self.append(&bytes);
             return;
         }
-        if !self.tail.is_empty() {
-            self.queue.push_back(self.tail.split().freeze());
+        self.seal_tail();
+        self.queue.push_back(Chunk::Bytes(bytes));
+    }
+
+    fn put_file(&mut self, range: FileRange) {
+        if !range.is_empty() {
+            self.seal_tail();
+            self.queue.push_back(Chunk::File(range));
         }
-        self.queue.push_back(bytes);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bytes_of(chunk: Option<Chunk>) -> Bytes {
+        match chunk {
+            Some(Chunk::Bytes(b)) => b,
+            other => panic!("expected bytes, got {other:?}"),
+        }
+    }
 
     #[test]
     fn out_queue_keeps_order_and_does_not_copy_large_bodies() {
@@ -132,10 +178,10 @@ mod tests {
         q.put_bytes(big);
         q.put_slice(b"tail");
         assert_eq!(q.len(), 4 + 4096 + 4);
-        assert_eq!(&q.pop_front().unwrap()[..], b"head");
-        let body = q.pop_front().unwrap();
+        assert_eq!(&bytes_of(q.pop_front())[..], b"head");
+        let body = bytes_of(q.pop_front());
         assert_eq!(body.as_ptr(), ptr);
-        assert_eq!(&q.pop_front().unwrap()[..], b"tail");
+        assert_eq!(&bytes_of(q.pop_front())[..], b"tail");
         assert!(q.pop_front().is_none());
         assert!(q.is_empty());
     }

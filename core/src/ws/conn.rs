@@ -12,6 +12,7 @@ use super::error::{ProtocolError, SendError};
 use super::frame::{apply_mask, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN};
 use super::utf8::Utf8Validator;
 use crate::http::{OutQueue, ResponseSink};
+use crate::stream::Chunk;
 
 /// Which end of the connection this machine is; it decides who masks (RFC 6455 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -649,7 +650,10 @@ impl WsConn {
     /// The next piece of output (frame bytes, in order); drain after every input and send.
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
-        self.out.pop_front()
+        match self.out.pop_front()? {
+            Chunk::Bytes(frame) => Some(frame),
+            Chunk::File(_) => unreachable!("frames are written from memory"),
+        }
     }
 
     fn write_frame(&mut self, opcode: Opcode, fin: bool, rsv1: bool, payload: Bytes) {

@@ -779,8 +779,8 @@ fn send_on(
             f.gunzip.clear();
             f.redirect_to = None;
             let stream = c.stream;
-            while let Some(bytes) = c.out.pop_front() {
-                if io.write(stream, bytes).is_err() {
+            while let Some(chunk) = c.out.pop_front() {
+                if io.write_chunk(stream, chunk).is_err() {
                     break;
                 }
             }
