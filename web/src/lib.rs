@@ -28,14 +28,17 @@
 mod application;
 pub mod compress;
 pub mod cookie;
+pub mod directory;
 mod error;
 pub mod escape;
 mod exchange;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod handler;
+pub mod range;
 pub mod routing;
 pub mod signed;
+pub mod static_files;
 pub mod template;
 pub mod testing;
 pub mod xsrf;
@@ -45,3 +48,4 @@ pub use error::{error_page, reason_phrase, HttpError};
 pub use exchange::Exchange;
 pub use handler::RequestHandler;
 pub use routing::RouteError;
+pub use static_files::{StaticFileHandler, StaticFiles};
