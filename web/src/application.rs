@@ -50,6 +50,29 @@ pub struct Settings {
     pub static_files: Option<StaticFiles>,
     /// Where `static_files` are served (`/static/`).
     pub static_url_prefix: String,
+    /// Called once per finished request instead of the `tracing` access-log line
+    /// (Tornado's `log_function`).
+    pub log_function: Option<LogFunction>,
+}
+
+/// A replacement for the access log: called with each finished request.
+pub type LogFunction = std::sync::Arc<dyn Fn(&RequestLog<'_>) + Send + Sync>;
+
+/// What the access log knows of one finished request.
+#[derive(Debug)]
+pub struct RequestLog<'a> {
+    /// The response status.
+    pub status: u16,
+    /// The request method.
+    pub method: &'a str,
+    /// The request target as sent.
+    pub uri: &'a str,
+    /// The HTTP version (`HTTP/1.1`).
+    pub version: http::Version,
+    /// The client's address (xheaders-aware).
+    pub remote_ip: std::net::IpAddr,
+    /// How long the request took, from routing to the end of the handler.
+    pub duration: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -65,6 +88,7 @@ impl std::fmt::Debug for Settings {
             .field("templates", &self.template_loader.is_some())
             .field("static_files", &self.static_files)
             .field("static_url_prefix", &self.static_url_prefix)
+            .field("log_function", &self.log_function.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +108,7 @@ impl Default for Settings {
             random_seed: None,
             static_files: None,
             static_url_prefix: String::from("/static/"),
+            log_function: None,
         }
     }
 }
@@ -379,7 +404,17 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
     }
     ex.finish();
     let took = with_loop(|io| io.now()) - started;
-    log_request(&ex, took);
+    match &app.settings.log_function {
+        Some(log) => log(&RequestLog {
+            status: ex.status(),
+            method: ex.method().as_str(),
+            uri: ex.request().target(),
+            version: ex.request().version(),
+            remote_ip: ex.remote_ip(),
+            duration: took,
+        }),
+        None => log_request(&ex, took),
+    }
 }
 
 /// Answers an error with its page, or (the head already sent) cuts the connection.

@@ -43,7 +43,7 @@ pub mod template;
 pub mod testing;
 pub mod xsrf;
 
-pub use application::{Application, Route, Settings};
+pub use application::{Application, LogFunction, RequestLog, Route, Settings};
 pub use error::{error_page, reason_phrase, HttpError};
 pub use exchange::Exchange;
 pub use handler::RequestHandler;
