@@ -310,7 +310,7 @@ fn sim(a: SimArgs) -> ExitCode {
             (scenario.run)(seed, opts_ref)
         };
         let outcome = match &result {
-            Ok(r) => SeedOutcome::Passed(r.trace_hash.into()),
+            Ok(r) => SeedOutcome::Passed(r.trace_hash),
             Err(e) => SeedOutcome::Failed(e.to_string()),
         };
         outcomes
