@@ -14,8 +14,8 @@ use std::sync::Arc;
 use eddy_core::file::FileSystem;
 use eddy_drivers::{DriverConfig, OsFiles};
 use eddy_web::{
-    Application, Exchange, HttpError, LogFunction, RequestHandler, RequestLog, Route, Settings,
-    StaticFiles,
+    Application, Exchange, HttpError, LogFunction, Metrics, RequestHandler, RequestLog, Route,
+    Settings, StaticFiles,
 };
 
 use crate::server_args::shared_listen_options;
@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// No access log.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also answer `/healthz` and `/metrics` (Prometheus text).
+    #[arg(long)]
+    pub metrics: bool,
 }
 
 /// `GET /hello`: a quick check that the server answers.
@@ -55,13 +58,21 @@ impl RequestHandler for Hello {
     }
 }
 
-/// The application `eddy serve` runs on each loop: `/hello`, then every file below `files`.
-pub fn serve_application(files: &StaticFiles, log: Option<LogFunction>) -> Application {
+/// The application `eddy serve` runs on each loop: `/hello`, with `metrics` `/healthz` and
+/// `/metrics`, then every file below `files`.
+pub fn serve_application(
+    files: &StaticFiles,
+    log: Option<LogFunction>,
+    metrics: Option<&Metrics>,
+) -> Application {
     let settings = Settings {
         log_function: log,
+        metrics: metrics.cloned(),
         ..Settings::default()
     };
-    let routes = vec![Route::new("/hello", || Hello), files.route("/")];
+    let mut routes = vec![Route::new("/hello", || Hello)];
+    routes.extend(metrics.map(Metrics::routes).unwrap_or_default());
+    routes.push(files.route("/"));
     Application::try_new(routes, settings).expect("the routes compile")
 }
 
@@ -130,8 +141,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
     });
     let files = serve_files(fs, args.hidden);
     let addr = SocketAddr::new(args.bind, args.port);
+    let metrics = args.metrics.then(Metrics::new);
     let setup = move |io: &mut eddy_core::IoLoop, addr: SocketAddr| {
-        let app = serve_application(&files, log.clone());
+        let app = serve_application(&files, log.clone(), metrics.as_ref());
         app.listen(io, addr, shared_listen_options());
     };
     let server = match eddy_drivers::spawn_threads(&config, usize::from(args.threads), addr, setup)

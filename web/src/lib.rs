@@ -35,6 +35,7 @@ mod exchange;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod handler;
+pub mod metrics;
 pub mod range;
 pub mod routing;
 pub mod signed;
@@ -47,5 +48,6 @@ pub use application::{Application, LogFunction, RequestLog, Route, Settings};
 pub use error::{error_page, reason_phrase, HttpError};
 pub use exchange::Exchange;
 pub use handler::RequestHandler;
+pub use metrics::Metrics;
 pub use routing::RouteError;
 pub use static_files::{StaticFileHandler, StaticFiles};
