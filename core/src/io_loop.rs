@@ -100,6 +100,12 @@ pub trait StreamHandler {
     fn on_readable(&mut self, io: &mut IoLoop, stream: StreamId, buf: &mut BytesMut, eof: bool);
     /// The stream closed; the handler is dropped afterwards.
     fn on_close(&mut self, io: &mut IoLoop, stream: StreamId, reason: CloseReason);
+    /// The loop is draining before a graceful stop ([`IoLoop::drain_streams`]): finish the
+    /// exchange in progress, then close; close at once if the protocol is idle. The
+    /// default does nothing (the stream is closed when the grace period ends).
+    fn on_drain(&mut self, io: &mut IoLoop, stream: StreamId) {
+        let _ = (io, stream);
+    }
 }
 /// A clock the driver may lend for the slow-callback warning; the core never reads one itself.
 pub type Clock = Box<dyn Fn() -> Instant>;
@@ -1810,6 +1816,33 @@ impl IoLoop {
                 }
             }
             TaskKind::Poll(header) => self.poll_task(header),
+        }
+    }
+
+    /// True when a [`StreamHandler`] (a protocol such as HTTP) owns the stream.
+    pub fn has_stream_handler(&self, id: StreamId) -> bool {
+        self.streams.get(id.0).is_some_and(|e| e.handler.is_some())
+    }
+
+    /// Asks every stream's handler to finish what it is doing and close
+    /// ([`StreamHandler::on_drain`]): the first step of a graceful stop, after the listeners
+    /// are closed. Streams without a handler are left alone.
+    pub fn drain_streams(&mut self) {
+        let ids: Vec<StreamId> = self.stream_ids().collect();
+        for id in ids {
+            let Some(entry) = self.entry_mut(id) else {
+                continue;
+            };
+            if entry.close_queued {
+                continue;
+            }
+            let Some(mut handler) = entry.handler.take() else {
+                continue;
+            };
+            handler.on_drain(self, id);
+            if let Some(entry) = self.entry_mut(id) {
+                entry.handler.get_or_insert(handler);
+            }
         }
     }
 

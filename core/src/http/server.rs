@@ -228,6 +228,20 @@ impl ServerConn {
         }
     }
 
+    /// The server is stopping: no request is read after the current one, and the
+    /// connection closes once its response is out. Returns true when the connection is
+    /// idle between requests (nothing read of a next request, nothing to answer), so the
+    /// caller may close it at once.
+    pub fn drain(&mut self) -> bool {
+        self.keep_alive = false;
+        let idle = matches!(self.read, ReadState::Head { started: false, .. })
+            && matches!(self.write, WriteState::Idle);
+        if idle {
+            self.close();
+        }
+        idle
+    }
+
     /// The peer closed its sending side: no request will follow the current one.
     ///
     /// Poll again afterwards: a half-read request becomes an `Error(Incomplete)`, an idle

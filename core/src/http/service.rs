@@ -298,6 +298,13 @@ impl StreamHandler for ConnHandler {
         rearm_timeout(io, &self.conn);
     }
 
+    fn on_drain(&mut self, io: &mut IoLoop, stream: StreamId) {
+        let idle = self.conn.borrow_mut().machine.drain();
+        if idle {
+            io.close(stream);
+        }
+    }
+
     fn on_close(&mut self, io: &mut IoLoop, _: StreamId, _: CloseReason) {
         let mut conn = self.conn.borrow_mut();
         conn.closed = true;
