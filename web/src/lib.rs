@@ -38,6 +38,7 @@ pub mod routing;
 pub mod signed;
 pub mod template;
 pub mod testing;
+pub mod websocket;
 pub mod xsrf;
 
 pub use application::{Application, Route, Settings};
@@ -45,3 +46,4 @@ pub use error::{error_page, reason_phrase, HttpError};
 pub use exchange::Exchange;
 pub use handler::RequestHandler;
 pub use routing::RouteError;
+pub use websocket::{websocket_connect, WebSocketHandler};
