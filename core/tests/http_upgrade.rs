@@ -24,7 +24,8 @@ fn take_over(io: &mut IoLoop, resp: Responder) {
     let mut headers = HeaderMap::new();
     headers.insert(UPGRADE, HeaderValue::from_static("shout"));
     let stream = resp.upgrade(io, &headers).expect("upgrades");
-    io.set_handler(stream, Box::new(Shout)).expect("takes the stream");
+    io.set_handler(stream, Box::new(Shout))
+        .expect("takes the stream");
 }
 
 fn app(io: &mut IoLoop, req: Request, resp: Responder) {
@@ -56,11 +57,17 @@ fn run(path: &str) -> (String, HttpServer, bool) {
 #[test]
 fn bytes_after_the_head_reach_the_new_protocol_when_the_handler_upgrades_at_once() {
     let (out, server, open) = run("/now");
-    assert!(out.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{out}");
+    assert!(
+        out.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{out}"
+    );
     assert!(out.ends_with("\r\n\r\nHELLO AGAIN"), "{out:?}");
     // `run` jumps timers while idle: the HTTP idle time-out was cancelled by the upgrade.
     assert!(open, "the HTTP side does not close an upgraded stream");
-    assert_eq!((server.stats().upgrades, server.stats().open_connections), (1, 0));
+    assert_eq!(
+        (server.stats().upgrades, server.stats().open_connections),
+        (1, 0)
+    );
 }
 
 #[test]
@@ -68,5 +75,8 @@ fn bytes_after_the_head_reach_the_new_protocol_when_the_handler_upgrades_later()
     let (out, server, open) = run("/later");
     assert!(out.ends_with("\r\n\r\nHELLO AGAIN"), "{out:?}");
     assert!(open);
-    assert_eq!((server.stats().upgrades, server.stats().open_connections), (1, 0));
+    assert_eq!(
+        (server.stats().upgrades, server.stats().open_connections),
+        (1, 0)
+    );
 }

@@ -142,10 +142,7 @@ fn a_server_close_code_reaches_the_client() {
     let status = status.expect("closed");
     assert_eq!((status.code, status.reason.as_str()), (4001, "done"));
     // The handler sees the peer's answering close: our code, echoed without a reason.
-    assert_eq!(
-        log.borrow().last().map(String::as_str),
-        Some("close 4001 ")
-    );
+    assert_eq!(log.borrow().last().map(String::as_str), Some("close 4001 "));
 }
 
 #[test]

@@ -18,10 +18,10 @@
 //! a slow reader never grows the writer without bound. Once a close frame went out, a timer
 //! bounds the wait for the peer's (`close_timeout`); then TCP is closed.
 
+use core::net::SocketAddr;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use core::net::SocketAddr;
 use std::rc::{Rc, Weak};
 use std::task::{Poll, Waker};
 
