@@ -397,6 +397,30 @@ impl WsSender {
         })
     }
 
+    /// Queues one fragment of a message now (see [`WsConn::send_fragment`]): the first
+    /// starts a `kind` message, `fin` ends it; bounded by `write_limit` like `try_send`.
+    pub fn send_fragment(
+        &self,
+        kind: super::conn::MessageKind,
+        data: impl Into<Bytes>,
+        fin: bool,
+    ) -> Result<(), SendError> {
+        let data = data.into();
+        self.bound.with(|io| {
+            let mut s = self.session.borrow_mut();
+            let (queued, limit) = (s.queued(io), s.options.write_limit);
+            if queued > limit {
+                return Err(SendError::BufferFull { queued, limit });
+            }
+            if s.tcp_closed {
+                return Err(SendError::Closed);
+            }
+            s.conn.send_fragment(kind, data, fin)?;
+            s.transmit(io);
+            Ok(())
+        })
+    }
+
     /// Sends a ping (payload at most 125 bytes); the pong counts as hearing from the peer.
     pub fn ping(&self, payload: impl Into<Bytes>) -> Result<(), SendError> {
         let payload = payload.into();
