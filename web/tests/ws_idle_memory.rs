@@ -78,7 +78,11 @@ fn ten_thousand_idle_websocket_sessions_hold_at_most_4_kib_each() {
     }
     let per_session = (LIVE.load(Ordering::Relaxed) - before) as f64 / SESSIONS as f64;
     println!("{per_session:.0} heap bytes per idle WebSocket session ({SESSIONS} sessions)");
-    assert_eq!(io.open_streams(), SESSIONS + 1, "every session is still open");
+    assert_eq!(
+        io.open_streams(),
+        SESSIONS + 1,
+        "every session is still open"
+    );
     assert!(
         per_session <= IDLE_SESSION_BUDGET,
         "{per_session:.0} bytes per idle session, budget {IDLE_SESSION_BUDGET}"
