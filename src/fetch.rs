@@ -20,17 +20,6 @@ use eddy_core::http::{
 use eddy_drivers::{run_sync, DriverConfig};
 use http::{HeaderName, HeaderValue, Method};
 
-/// The usage text of `eddy fetch`.
-pub const USAGE: &str = "\
-usage: eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY|@FILE] [--follow-redirects]
-                      [--max-redirects N] [--include] [--timeout SECONDS] [--fail]
-
-Fetches an http:// URL and prints the body (with --include, the status line and headers
-first). -d sends a body (POST unless -X says otherwise; @FILE reads it from a file).
---timeout bounds the connect and the whole request (default 20 s). Exit status: 0 when a
-response arrived (any status; with --fail, only 2xx/3xx), 1 on a network error, time-out or
-protocol error (one line on stderr), 2 on a usage error. The body is streamed as it arrives. EDDY_DRIVER=mio|poll picks the driver.";
-
 /// Parsed command line of `eddy fetch`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FetchArgs {
@@ -54,78 +43,99 @@ pub struct FetchArgs {
     pub fail: bool,
 }
 
+/// The options of `eddy fetch`, as the command line spells them.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    about = "Fetch an http:// URL and print the body (like `python -m tornado.httpclient`)",
+    after_help = "Exit status: 0 when a response arrived (any status; with --fail, only \
+                  2xx/3xx), 1 on a network error, time-out or protocol error (one line on \
+                  stderr), 2 on a usage error. The body is streamed as it arrives. \
+                  EDDY_DRIVER=mio|poll picks the driver."
+)]
+pub struct FetchCli {
+    /// The URL to fetch.
+    pub url: String,
+    /// The method (GET, or POST when a body is given).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+    /// A header field to send, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "'Name: value'")]
+    pub headers: Vec<String>,
+    /// A body to send; `@FILE` reads it from a file.
+    #[arg(short = 'd', long = "data", value_name = "BODY|@FILE")]
+    pub data: Option<String>,
+    /// Follow redirects.
+    #[arg(short = 'L', long)]
+    pub follow_redirects: bool,
+    /// Most redirects followed.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub max_redirects: u32,
+    /// Print the status line and headers before the body.
+    #[arg(short = 'i', long)]
+    pub include: bool,
+    /// Bound on the connect and the whole request, in seconds.
+    #[arg(long, default_value_t = 20.0, value_name = "SECONDS")]
+    pub timeout: f64,
+    /// Exit 1 on a 4xx or 5xx status.
+    #[arg(long)]
+    pub fail: bool,
+}
+
+#[derive(clap::Parser)]
+#[command(name = "eddy fetch", disable_version_flag = true)]
+struct FetchCommand {
+    #[command(flatten)]
+    cli: FetchCli,
+}
+
+impl FetchCli {
+    /// Checks the options and reads `-d @FILE`.
+    pub fn into_args(self) -> Result<FetchArgs, String> {
+        let mut headers = Vec::with_capacity(self.headers.len());
+        for h in &self.headers {
+            let (name, v) = h
+                .split_once(':')
+                .ok_or_else(|| format!("header {h:?} is not 'Name: value'"))?;
+            headers.push((name.trim().to_owned(), v.trim().to_owned()));
+        }
+        let body = match self.data {
+            None => None,
+            Some(d) => Some(match d.strip_prefix('@') {
+                Some(path) => {
+                    std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?
+                }
+                None => d.into_bytes(),
+            }),
+        };
+        if !(self.timeout.is_finite() && self.timeout > 0.0) {
+            return Err("--timeout must be positive".into());
+        }
+        Ok(FetchArgs {
+            url: self.url,
+            method: self.method,
+            headers,
+            body,
+            follow_redirects: self.follow_redirects,
+            max_redirects: self.max_redirects,
+            include: self.include,
+            timeout: Duration::from_secs_f64(self.timeout),
+            fail: self.fail,
+        })
+    }
+}
+
 /// Parses the arguments that follow `fetch` (a leading `fetch` is skipped too).
 pub fn parse_args(args: &[String]) -> Result<FetchArgs, String> {
-    let mut args = args.iter().peekable();
-    if args.peek().is_some_and(|a| *a == "fetch") {
-        args.next();
-    }
-    let mut url = None;
-    let mut parsed = FetchArgs {
-        url: String::new(),
-        method: None,
-        headers: Vec::new(),
-        body: None,
-        follow_redirects: false,
-        max_redirects: 5,
-        include: false,
-        timeout: Duration::from_secs(20),
-        fail: false,
+    use clap::Parser as _;
+    let args = match args.first() {
+        Some(a) if a == "fetch" => &args[1..],
+        _ => args,
     };
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match arg.as_str() {
-            "-X" | "--request" => parsed.method = Some(value(arg)?),
-            "-H" | "--header" => {
-                let h = value(arg)?;
-                let (name, v) = h
-                    .split_once(':')
-                    .ok_or_else(|| format!("header {h:?} is not 'Name: value'"))?;
-                parsed
-                    .headers
-                    .push((name.trim().to_owned(), v.trim().to_owned()));
-            }
-            "-d" | "--data" => {
-                let d = value(arg)?;
-                let body = match d.strip_prefix('@') {
-                    Some(path) => {
-                        std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?
-                    }
-                    None => d.into_bytes(),
-                };
-                parsed.body = Some(body);
-            }
-            "-L" | "--follow-redirects" => parsed.follow_redirects = true,
-            "--max-redirects" => {
-                parsed.max_redirects = value(arg)?
-                    .parse()
-                    .map_err(|_| "--max-redirects needs a number".to_owned())?
-            }
-            "-i" | "--include" => parsed.include = true,
-            "--fail" => parsed.fail = true,
-            "--timeout" => {
-                let s: f64 = value(arg)?
-                    .parse()
-                    .map_err(|_| "--timeout needs a number of seconds".to_owned())?;
-                if !(s.is_finite() && s > 0.0) {
-                    return Err("--timeout must be positive".into());
-                }
-                parsed.timeout = Duration::from_secs_f64(s);
-            }
-            s if s.starts_with('-') && s.len() > 1 => return Err(format!("unknown option {s}")),
-            s => {
-                if url.replace(s.to_owned()).is_some() {
-                    return Err("more than one URL".into());
-                }
-            }
-        }
-    }
-    parsed.url = url.ok_or("no URL given")?;
-    Ok(parsed)
+    let command = FetchCommand::try_parse_from(
+        std::iter::once("eddy fetch").chain(args.iter().map(String::as_str)),
+    )
+    .map_err(|e| e.to_string().trim_end().to_owned())?;
+    command.cli.into_args()
 }
 
 /// Builds the client request for parsed arguments.
@@ -205,17 +215,36 @@ pub fn run_with<W: Write + 'static>(
     err: &mut dyn Write,
 ) -> u8 {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        let _ = writeln!(out.borrow_mut(), "{USAGE}");
+        use clap::CommandFactory as _;
+        let _ = writeln!(
+            out.borrow_mut(),
+            "{}",
+            FetchCommand::command().render_help()
+        );
         return 0;
     }
-    let parsed = match parse_args(args).and_then(|a| build_request(&a).map(|r| (a, r))) {
-        Ok(p) => p,
+    match parse_args(args) {
+        Ok(parsed) => run_parsed(parsed, out, err),
         Err(e) => {
-            let _ = writeln!(err, "eddy fetch: {e}\n\n{USAGE}");
+            let _ = writeln!(err, "eddy fetch: {e}");
+            2
+        }
+    }
+}
+
+/// Runs `eddy fetch` for options already parsed (see [`run_with`]).
+pub fn run_parsed<W: Write + 'static>(
+    args: FetchArgs,
+    out: Rc<RefCell<W>>,
+    err: &mut dyn Write,
+) -> u8 {
+    let mut req = match build_request(&args) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "eddy fetch: {e}");
             return 2;
         }
     };
-    let (args, mut req) = parsed;
     // Streamed to the output, so no size limit applies.
     req.max_body_size = u64::MAX;
     let write_error: Rc<RefCell<Option<std::io::Error>>> = Rc::default();
@@ -297,13 +326,28 @@ fn fetch_streaming(
     result.map_err(|e| e.to_string())
 }
 
-/// Runs `eddy fetch` on the process's stdout and stderr (for `main`).
-pub fn run(args: Vec<String>) -> ExitCode {
+/// Runs `eddy fetch` with raw arguments on the process's stdout and stderr.
+pub fn run_args(args: &[String]) -> ExitCode {
     let out = Rc::new(RefCell::new(std::io::BufWriter::new(
         std::io::stdout().lock(),
     )));
+    ExitCode::from(run_with(args, out, &mut std::io::stderr().lock()))
+}
+
+/// Runs `eddy fetch` on the process's stdout and stderr (for `main`).
+pub fn run(cli: FetchCli) -> ExitCode {
     let stderr = std::io::stderr();
-    let code = run_with(&args, out, &mut stderr.lock());
+    let args = match cli.into_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("eddy fetch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = Rc::new(RefCell::new(std::io::BufWriter::new(
+        std::io::stdout().lock(),
+    )));
+    let code = run_parsed(args, out, &mut stderr.lock());
     ExitCode::from(code)
 }
 

@@ -15,6 +15,7 @@ pub mod echo_async;
 pub mod fetch;
 pub mod http_echo;
 pub mod scenarios;
+pub mod serve;
 pub mod server_args;
 pub mod web_demo;
 

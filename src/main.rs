@@ -1,83 +1,119 @@
-//! The `eddy` command: `eddy version`, `eddy fetch URL` (an HTTP client, like
-//! `python -m tornado.httpclient`), and `eddy sim` to run simulation scenarios over seeds.
+//! The `eddy` command: `eddy serve [DIR]` (a static file server, like `python -m
+//! http.server`), `eddy fetch URL` (an HTTP client, like `python -m tornado.httpclient`), and
+//! `eddy sim` to run simulation scenarios over seeds.
 //!
-//! It owns argument parsing (hand-rolled, no dependencies) and printing; scenarios live in
-//! `eddy::scenarios`, the seed runner in `eddy_sim::seeds`.
+//! It owns the command line (clap) and printing; the servers live in `eddy::serve` and
+//! `eddy::fetch`, scenarios in `eddy::scenarios`, the seed runner in `eddy_sim::seeds`.
 
+use clap::{Parser, Subcommand, ValueEnum};
 use eddy::scenarios::{self, ScenarioOptions};
 use eddy_sim::{check_determinism, run_seeds, FaultConfig, SeedRun};
-use std::io::Write as _;
+use std::io::IsTerminal as _;
 use std::ops::Range;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
-const USAGE: &str = "\
-usage:
-  eddy version
-  eddy fetch URL [-X METHOD] [-H 'Name: value']... [-d BODY] [--follow-redirects] [--include]
-             [--timeout S]
-  eddy sim --scenario NAME [--seeds A..B] [--faults swarm|none|hostile] [--clients N]
-           [--server-loops N] [--threads N] [--check-determinism] [--hashes] [--trace out.json]
-           [--trace-lines out.jsonl]
-  eddy sim --list
+/// Tornado's networking stack on a sans-IO core.
+#[derive(Parser)]
+#[command(name = "eddy", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-`eddy sim` runs scenario NAME for every seed in A..B (default 0..100; EDDY_SEED=n runs just n),
-in parallel, prints a progress line, each failure with the command that replays it, and a
-summary. --check-determinism runs every seed twice and fails on differing trace hashes;
---hashes prints each seed's trace hash (compare runs across machines and commits).
---trace writes the Chrome trace-event JSON (chrome://tracing, Perfetto) of the first failing
-seed (or of the first seed if none fails); --trace-lines writes it as JSON lines.";
+#[derive(Subcommand)]
+enum Command {
+    /// Serve a directory over HTTP (like `python -m http.server`).
+    Serve(eddy::serve::ServeArgs),
+    /// Fetch a URL and print the body (like `python -m tornado.httpclient`).
+    Fetch(eddy::fetch::FetchCli),
+    /// Run a simulation scenario for every seed of a range.
+    Sim(SimArgs),
+    /// Print the version.
+    Version,
+}
 
+/// The fault mixes `eddy sim --faults` offers.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Faults {
+    /// A different mix drawn for every seed (swarm testing).
+    Swarm,
+    /// A calm network.
+    None,
+    /// Every fault at a high rate.
+    Hostile,
+}
+
+/// Runs scenario NAME for every seed in A..B in parallel, prints each failure with the
+/// command that replays it, and a summary.
+#[derive(clap::Args)]
+#[command(
+    after_help = "EDDY_SEED=n runs just seed n. --check-determinism runs every seed \
+    twice and fails on differing trace hashes; --hashes prints each seed's trace hash (compare \
+    runs across machines and commits). --trace writes the Chrome trace-event JSON \
+    (chrome://tracing, Perfetto) of the first failing seed (or of the first seed if none \
+    fails); --trace-lines writes it as JSON lines."
+)]
 struct SimArgs {
-    scenario: String,
+    /// The scenario to run (see --list).
+    #[arg(long, required_unless_present = "list")]
+    scenario: Option<String>,
+    /// The seeds: A..B, or one seed.
+    #[arg(long, default_value = "0..100", value_parser = parse_range)]
     seeds: Range<u64>,
-    faults: Option<String>,
+    /// The fault mix.
+    #[arg(long, value_enum)]
+    faults: Option<Faults>,
+    /// Clients per world.
+    #[arg(long)]
     clients: Option<usize>,
+    /// Server loops per world.
+    #[arg(long)]
     server_loops: Option<usize>,
+    /// Worlds run at once (default: one per core).
+    #[arg(long)]
     threads: Option<usize>,
-    determinism: bool,
+    /// Run every seed twice and compare trace hashes.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print each seed's trace hash.
+    #[arg(long)]
     hashes: bool,
+    /// Write the Chrome trace-event JSON of the first failing seed here.
+    #[arg(long, value_name = "FILE")]
     trace: Option<String>,
+    /// Write that trace as JSON lines here.
+    #[arg(long, value_name = "FILE")]
     trace_lines: Option<String>,
+    /// List the scenarios.
+    #[arg(long)]
+    list: bool,
+    /// Print nothing but the summary (no progress).
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("version") | Some("--version") | Some("-V") => {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
             println!("eddy {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some("fetch") => eddy::fetch::run(args[1..].to_vec()),
-        Some("sim") if args.iter().any(|a| a == "--help" || a == "-h") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some("sim") if args.iter().any(|a| a == "--list") => {
+        Command::Serve(args) => eddy::serve::run(args),
+        Command::Fetch(args) => eddy::fetch::run(args),
+        Command::Sim(args) if args.list => {
             for s in scenarios::all() {
                 println!("{:<12} {}", s.name, s.about);
             }
             ExitCode::SUCCESS
         }
-        Some("sim") => match parse_sim(&args[1..]) {
-            Ok(a) => sim(a),
-            Err(e) => {
-                eprintln!("eddy sim: {e}\n\n{USAGE}");
-                ExitCode::from(2)
-            }
-        },
-        Some("help") | Some("--help") | Some("-h") | None => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("eddy: unknown command {other:?}\n\n{USAGE}");
-            ExitCode::from(2)
-        }
+        Command::Sim(args) => sim(args),
     }
 }
 
 fn parse_range(s: &str) -> Result<Range<u64>, String> {
-    let bad = || format!("--seeds wants A..B (or a single seed), got {s:?}");
+    let bad = || format!("wants A..B (or a single seed), got {s:?}");
     match s.split_once("..") {
         Some((a, b)) => {
             let a: u64 = a.parse().map_err(|_| bad())?;
@@ -94,79 +130,75 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
     }
 }
 
-fn parse_sim(args: &[String]) -> Result<SimArgs, String> {
-    let mut out = SimArgs {
-        scenario: String::new(),
-        seeds: 0..100,
-        faults: None,
-        clients: None,
-        server_loops: None,
-        threads: None,
-        determinism: false,
-        hashes: false,
-        trace: None,
-        trace_lines: None,
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let (flag, inline) = match flag.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (flag.as_str(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next().cloned())
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match flag {
-            "--scenario" => out.scenario = value()?,
-            "--seeds" => out.seeds = parse_range(&value()?)?,
-            "--faults" => out.faults = Some(value()?),
-            "--clients" => {
-                out.clients = Some(value()?.parse().map_err(|_| "--clients wants a number")?)
-            }
-            "--server-loops" => {
-                out.server_loops = Some(
-                    value()?
-                        .parse()
-                        .map_err(|_| "--server-loops wants a number")?,
-                )
-            }
-            "--threads" => {
-                out.threads = Some(value()?.parse().map_err(|_| "--threads wants a number")?)
-            }
-            "--check-determinism" => out.determinism = true,
-            "--hashes" => out.hashes = true,
-            "--trace" => out.trace = Some(value()?),
-            "--trace-lines" => out.trace_lines = Some(value()?),
-            other => return Err(format!("unknown option {other:?}")),
+/// How `eddy sim` shows progress: a bar on a terminal, a line every few seconds otherwise.
+enum Progress {
+    Quiet,
+    Bar(indicatif::ProgressBar),
+    Lines { started: Instant, last: Instant },
+}
+
+impl Progress {
+    fn new(quiet: bool, total: u64, name: &str) -> Progress {
+        if quiet {
+            return Progress::Quiet;
+        }
+        if std::io::stderr().is_terminal() {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:40}] {pos}/{len} seeds, {per_sec}, {msg} ({eta} left)",
+            )
+            .expect("a valid template")
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar.set_prefix(name.to_owned());
+            bar.set_message("0 failed");
+            return Progress::Bar(bar);
+        }
+        let now = Instant::now();
+        Progress::Lines {
+            started: now,
+            last: now,
         }
     }
-    if out.scenario.is_empty() {
-        return Err("--scenario is required (see --list)".into());
+
+    fn update(&mut self, name: &str, done: u64, total: u64, failed: u64) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Bar(bar) => {
+                bar.set_position(done);
+                bar.set_message(format!("{failed} failed"));
+            }
+            Progress::Lines { started, last } => {
+                if last.elapsed() >= Duration::from_secs(5) || done == total {
+                    *last = Instant::now();
+                    let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                    eprintln!("{name}: {done}/{total} seeds, {failed} failed, {rate:.0} seeds/s");
+                }
+            }
+        }
     }
-    Ok(out)
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 fn sim(a: SimArgs) -> ExitCode {
-    let Some(scenario) = scenarios::find(&a.scenario) else {
+    let wanted = a.scenario.clone().unwrap_or_default();
+    let Some(scenario) = scenarios::find(&wanted) else {
         let names: Vec<&str> = scenarios::all().iter().map(|s| s.name).collect();
         eprintln!(
-            "eddy sim: no scenario {:?}; try one of {}",
-            a.scenario,
+            "eddy sim: no scenario {wanted:?}; try one of {}",
             names.join(", ")
         );
         return ExitCode::from(2);
     };
-    let faults = match a.faults.as_deref() {
-        None | Some("swarm") => None,
-        Some("none") => Some(FaultConfig::none()),
-        Some("hostile") => Some(FaultConfig::hostile()),
-        Some(other) => {
-            eprintln!("eddy sim: --faults wants swarm, none or hostile, got {other:?}");
-            return ExitCode::from(2);
-        }
+    let faults = match a.faults {
+        None | Some(Faults::Swarm) => None,
+        Some(Faults::None) => Some(FaultConfig::none()),
+        Some(Faults::Hostile) => Some(FaultConfig::hostile()),
     };
     let mut opts = ScenarioOptions {
         faults,
@@ -179,8 +211,9 @@ fn sim(a: SimArgs) -> ExitCode {
         opts.server_loops = n;
     }
     let mut extra = String::new();
-    if let Some(f) = &a.faults {
-        extra.push_str(&format!(" --faults {f}"));
+    if let Some(f) = a.faults {
+        let f = f.to_possible_value().expect("no skipped variants");
+        extra.push_str(&format!(" --faults {}", f.get_name()));
     }
     if let Some(c) = a.clients {
         extra.push_str(&format!(" --clients {c}"));
@@ -188,14 +221,14 @@ fn sim(a: SimArgs) -> ExitCode {
     if let Some(n) = a.server_loops {
         extra.push_str(&format!(" --server-loops {n}"));
     }
-    if a.determinism {
+    if a.check_determinism {
         extra.push_str(" --check-determinism");
     }
     let name = scenario.name;
     let replay_extra = extra.clone();
     let total = a.seeds.end - a.seeds.start;
-    // The last count printed: threads finish seeds in any order, and the line only counts up.
-    let shown = std::sync::Mutex::new(0u64);
+    // Threads finish seeds in any order; the shown count only goes up.
+    let progress = std::sync::Mutex::new((Progress::new(a.quiet, total, name), 0u64));
     let mut run = SeedRun {
         replay: Box::new(move |seed| {
             format!(
@@ -204,12 +237,13 @@ fn sim(a: SimArgs) -> ExitCode {
             )
         }),
         progress: Some(Box::new(move |done, total, failed| {
-            let mut last = shown.lock().unwrap_or_else(|e| e.into_inner());
-            let percent = |n: u64| n * 100 / total.max(1);
-            if done > *last && (percent(done) != percent(*last) || done == total) {
-                *last = done;
-                eprint!("\r{name}: {done}/{total} seeds, {failed} failed ");
-                let _ = std::io::stderr().flush();
+            let mut p = progress.lock().unwrap_or_else(|e| e.into_inner());
+            if done > p.1 {
+                p.1 = done;
+                p.0.update(name, done, total, failed);
+                if done == total {
+                    p.0.finish();
+                }
             }
         })),
         ..SeedRun::default()
@@ -218,7 +252,7 @@ fn sim(a: SimArgs) -> ExitCode {
         run.threads = t;
     }
     let opts_ref = &opts;
-    let determinism = a.determinism;
+    let determinism = a.check_determinism;
     let hashes = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let summary = run_seeds(a.seeds.clone(), &run, |seed| {
         let result = if determinism {
@@ -233,7 +267,6 @@ fn sim(a: SimArgs) -> ExitCode {
             .insert(seed, hash);
         result
     });
-    eprintln!();
     if a.hashes {
         for (seed, hash) in hashes.into_inner().unwrap_or_else(|e| e.into_inner()) {
             match hash {

@@ -1,4 +1,4 @@
-//! The `eddy` command: `version`, and `sim` finding a planted bug, printing a replay command
+//! The `eddy` command: `version`, `--help` of every subcommand, and `sim` finding a planted bug, printing a replay command
 //! that reproduces it, and exporting a Chrome trace.
 
 use std::process::Command;
@@ -28,10 +28,12 @@ fn help_prints_the_usage_and_succeeds_for_every_command() {
         &["sim", "--help"],
         &["sim", "-h"],
         &["fetch", "--help"],
+        &["serve", "--help"],
+        &["help", "serve"],
     ] {
         let (ok, text) = eddy(args);
         assert!(ok, "{args:?}: {text}");
-        assert!(text.contains("usage"), "{args:?}: {text}");
+        assert!(text.contains("Usage: eddy"), "{args:?}: {text}");
         assert!(!text.contains("unknown"), "{args:?}: {text}");
     }
 }
@@ -93,5 +95,25 @@ fn bad_arguments_are_explained() {
     assert!(text.contains("no scenario \"nope\""), "{text}");
     let (ok, text) = eddy(&["sim", "--scenario", "echo", "--seeds", "5..2"]);
     assert!(!ok);
-    assert!(text.contains("--seeds wants A..B"), "{text}");
+    assert!(text.contains("'--seeds <SEEDS>': wants A..B"), "{text}");
+    let (ok, text) = eddy(&["serve", "--port", "http"]);
+    assert!(!ok);
+    assert!(
+        text.contains("invalid value 'http' for '--port <PORT>'"),
+        "{text}"
+    );
+    let (ok, text) = eddy(&["serve", "/no/such/dir/here"]);
+    assert!(!ok);
+    assert!(text.contains("eddy serve: /no/such/dir/here:"), "{text}");
+}
+
+#[test]
+fn sim_progress_is_plain_lines_off_a_terminal_and_absent_with_quiet() {
+    let (ok, text) = eddy(&["sim", "--scenario", "echo", "--seeds", "0..20"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("echo: 20/20 seeds, 0 failed, "), "{text}");
+    let (ok, text) = eddy(&["sim", "--scenario", "echo", "--seeds", "0..20", "--quiet"]);
+    assert!(ok, "{text}");
+    assert!(!text.contains("20/20"), "{text}");
+    assert!(text.contains("echo: 20 seeds, 0 failed"), "{text}");
 }

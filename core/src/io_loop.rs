@@ -1262,6 +1262,14 @@ impl IoLoop {
             .and_then(|e| e.stream.front_file())
     }
 
+    /// True when a file range waits somewhere in the stream's write queue (a driver may
+    /// tell the kernel that more data follows the bytes before it).
+    pub fn file_queued(&self, id: StreamId) -> bool {
+        self.streams
+            .get(id.0)
+            .is_some_and(|e| e.stream.file_queued())
+    }
+
     /// Appends up to `limit` queued bytes to `out`, file ranges read into memory: the write
     /// path of drivers that copy. An `Err` is the file's failure; report it with
     /// [`IoLoop::handle_error`].

@@ -588,6 +588,14 @@ impl Stream {
             .map(|b| b.as_ref())
     }
 
+    /// True when a file range waits somewhere in the write queue.
+    pub fn file_queued(&self) -> bool {
+        self.write_queue
+            .rest
+            .iter()
+            .any(|c| matches!(c, Chunk::File(_)))
+    }
+
     /// The file range to send next, when the queue starts with one.
     pub fn front_file(&self) -> Option<&FileRange> {
         self.write_queue.front_file()

@@ -250,7 +250,7 @@ pub(crate) fn send_file(
     let want = offered.min(64 * 1024);
     scratch.resize(want, 0);
     let n = range.read_front(&mut scratch[..want])?;
-    let sent = crate::sys::send_chunks(sock, std::iter::once(&scratch[..n]))?.0;
+    let sent = crate::sys::send_chunks(sock, std::iter::once(&scratch[..n]), false)?.0;
     // What the socket did not take is read again next time: the file is the buffer.
     Ok((sent, n))
 }

@@ -342,7 +342,7 @@ impl<S: Selector> Reactor<S> {
             }
             let result = match io.front_file(id) {
                 Some(range) => fs::send_file(&s.sock, range, &mut self.scratch),
-                None => sys::send_chunks(&s.sock, io.write_chunks(id)),
+                None => sys::send_chunks(&s.sock, io.write_chunks(id), io.file_queued(id)),
             };
             match result {
                 Ok((_, 0)) => return,

@@ -125,11 +125,25 @@ pub(crate) fn recv_into(
 }
 
 /// Writes as much of `chunks` as the socket takes in one `send`/`sendmsg`; returns (written,
-/// offered).
+/// offered). With `more`, the kernel is told more data follows at once (`MSG_MORE`, Linux):
+/// a response head queued before a file range then leaves in one segment with the file's
+/// first bytes, as nginx's `tcp_nopush` arranges.
 pub(crate) fn send_chunks<'a>(
     sock: &Socket,
     chunks: impl Iterator<Item = &'a [u8]>,
+    more: bool,
 ) -> io::Result<(usize, usize)> {
+    #[cfg(target_os = "linux")]
+    let flags = if more {
+        SEND_FLAGS | libc::MSG_MORE
+    } else {
+        SEND_FLAGS
+    };
+    #[cfg(not(target_os = "linux"))]
+    let flags = {
+        let _ = more;
+        SEND_FLAGS
+    };
     let mut slices: [IoSlice<'a>; MAX_SLICES] = std::array::from_fn(|_| IoSlice::new(&[]));
     let mut count = 0;
     let mut offered = 0;
@@ -145,9 +159,9 @@ pub(crate) fn send_chunks<'a>(
         // One slice (a whole small response, the usual case) goes out with send(2): the
         // kernel then skips copying in a msghdr and an iovec array.
         let result = if count == 1 {
-            sock.send_with_flags(&slices[0], SEND_FLAGS)
+            sock.send_with_flags(&slices[0], flags)
         } else {
-            sock.send_vectored_with_flags(&slices[..count], SEND_FLAGS)
+            sock.send_vectored_with_flags(&slices[..count], flags)
         };
         match result {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -16,6 +16,7 @@ use crate::exchange::Exchange;
 use crate::handler::{Endpoint, Factory, Outcome, RequestHandler};
 use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
 use crate::signed::SigningKeys;
+use crate::static_files::{StaticFileHandler, StaticFiles};
 use crate::template::{TemplateLoader, Templates};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -44,6 +45,34 @@ pub struct Settings {
     /// Seed for the tokens the application draws (XSRF): set it for reproducible tests;
     /// `None` seeds from the operating system.
     pub random_seed: Option<u64>,
+    /// Files served at `static_url_prefix` (and `/favicon.ico`, `/robots.txt`), as
+    /// Tornado's `static_path`; `Exchange::static_url` names them with a version.
+    pub static_files: Option<StaticFiles>,
+    /// Where `static_files` are served (`/static/`).
+    pub static_url_prefix: String,
+    /// Called once per finished request instead of the `tracing` access-log line
+    /// (Tornado's `log_function`).
+    pub log_function: Option<LogFunction>,
+}
+
+/// A replacement for the access log: called with each finished request.
+pub type LogFunction = std::sync::Arc<dyn Fn(&RequestLog<'_>) + Send + Sync>;
+
+/// What the access log knows of one finished request.
+#[derive(Debug)]
+pub struct RequestLog<'a> {
+    /// The response status.
+    pub status: u16,
+    /// The request method.
+    pub method: &'a str,
+    /// The request target as sent.
+    pub uri: &'a str,
+    /// The HTTP version (`HTTP/1.1`).
+    pub version: http::Version,
+    /// The client's address (xheaders-aware).
+    pub remote_ip: std::net::IpAddr,
+    /// How long the request took, from routing to the end of the handler.
+    pub duration: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -57,6 +86,9 @@ impl std::fmt::Debug for Settings {
             .field("xsrf_cookies", &self.xsrf_cookies)
             .field("compress_response", &self.compress_response)
             .field("templates", &self.template_loader.is_some())
+            .field("static_files", &self.static_files)
+            .field("static_url_prefix", &self.static_url_prefix)
+            .field("log_function", &self.log_function.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -74,11 +106,29 @@ impl Default for Settings {
             compress_response: false,
             template_loader: None,
             random_seed: None,
+            static_files: None,
+            static_url_prefix: String::from("/static/"),
+            log_function: None,
         }
     }
 }
 
 impl Settings {
+    /// The routes `static_files` adds: the prefix, then `/favicon.ico` and `/robots.txt`.
+    fn static_routes(&self) -> Vec<Route> {
+        let Some(files) = &self.static_files else {
+            return Vec::new();
+        };
+        let mut routes = vec![files.route(&self.static_url_prefix)];
+        for pattern in [r"/(favicon\.ico)", r"/(robots\.txt)"] {
+            let files = files.clone();
+            routes.push(Route::new(pattern, move || {
+                StaticFileHandler::new(files.clone())
+            }));
+        }
+        routes
+    }
+
     /// True when error pages may show a panic's message.
     pub fn serve_traceback(&self) -> bool {
         self.debug || self.serve_traceback
@@ -201,8 +251,17 @@ impl Application {
         let shared = Rc::try_unwrap(self.shared).unwrap_or_else(|_| {
             panic!("with_settings must be called before the application is shared")
         });
+        let mut router = shared.router.into_inner();
+        let statics = settings.static_routes().into_iter().map(Route::compile);
+        router
+            .add(
+                statics
+                    .collect::<Result<_, _>>()
+                    .expect("static routes compile"),
+            )
+            .expect("static routes have no names");
         Application {
-            shared: Rc::new(AppShared { settings, ..shared }),
+            shared: Rc::new(AppShared::new(router, settings, shared.default_handler)),
         }
     }
 
@@ -228,8 +287,11 @@ impl Application {
     ) -> Result<Application, RouteError> {
         let mut router = Router::default();
         router.add(
-            routes
+            // First, as Tornado does, so a catch-all route cannot hide them.
+            settings
+                .static_routes()
                 .into_iter()
+                .chain(routes)
                 .map(Route::compile)
                 .collect::<Result<_, _>>()?,
         )?;
@@ -354,7 +416,17 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
     }
     ex.finish();
     let took = with_loop(|io| io.now()) - started;
-    log_request(&ex, took);
+    match &app.settings.log_function {
+        Some(log) => log(&RequestLog {
+            status: ex.status(),
+            method: ex.method().as_str(),
+            uri: ex.request().target(),
+            version: ex.request().version(),
+            remote_ip: ex.remote_ip(),
+            duration: took,
+        }),
+        None => log_request(&ex, took),
+    }
 }
 
 /// Answers an error with its page, or (the head already sent) cuts the connection.

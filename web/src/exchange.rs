@@ -319,7 +319,7 @@ impl Exchange {
         if self.finished {
             return Err(HttpError::new(500).with_log_message("flush after finish"));
         }
-        let closed = || HttpError::new(499).with_log_message("client went away");
+        let closed = client_gone;
         let writer = self.writer.as_mut().ok_or_else(closed)?;
         if !self.flushed {
             self.flushed = true;
@@ -347,6 +347,62 @@ impl Exchange {
             writer.write(piece).map_err(|_| closed())?;
         }
         writer.flush().await.map_err(|_| closed())
+    }
+
+    /// Fills `buf` with unpredictable bytes from the application's generator.
+    pub(crate) fn random_bytes(&self, buf: &mut [u8]) {
+        self.app.random_bytes(buf);
+    }
+
+    /// The URL of static file `path` with its version (`/static/app.css?v=…`), as
+    /// Tornado's `static_url`; an error when the application serves no static files.
+    pub fn static_url(&self, path: &str) -> Result<String, HttpError> {
+        let settings = &self.app.settings;
+        let files = settings.static_files.as_ref().ok_or_else(|| {
+            HttpError::new(500).with_log_message("static_url needs the static_files setting")
+        })?;
+        Ok(files.static_url(&settings.static_url_prefix, path))
+    }
+
+    /// Mutable access to the response headers (for handlers that build many at once).
+    pub fn response_headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// Sends the status and headers exactly as set, for a body the handler frames itself:
+    /// a `Content-Length` it set is kept (else the body is chunked), nothing is compressed
+    /// and no `ETag` is added. The body then goes out with [`Exchange::write_file`] and
+    /// [`Exchange::write_bytes`], and [`Exchange::flush`] waits for the socket.
+    pub fn send_head(&mut self) -> Result<(), HttpError> {
+        if self.flushed || self.finished {
+            return Err(HttpError::new(500).with_log_message("send_head after the head went out"));
+        }
+        let writer = self.writer.as_mut().ok_or_else(client_gone)?;
+        self.flushed = true;
+        writer
+            .start(status_code(self.status), &self.headers)
+            .map_err(|e| client_gone().with_log_message(format!("response head refused: {e}")))
+    }
+
+    /// Queues a range of an open file as the next piece of a body started by
+    /// [`Exchange::send_head`]; the OS driver sends it with `sendfile(2)`.
+    pub fn write_file(&mut self, range: eddy_core::file::FileRange) -> Result<(), HttpError> {
+        self.body_writer()?
+            .write_file(range)
+            .map_err(|_| client_gone())
+    }
+
+    /// Queues `data` as the next piece of a body started by [`Exchange::send_head`],
+    /// without copying it.
+    pub fn write_bytes(&mut self, data: Bytes) -> Result<(), HttpError> {
+        self.body_writer()?.write(data).map_err(|_| client_gone())
+    }
+
+    fn body_writer(&mut self) -> Result<&mut ResponseWriter, HttpError> {
+        if !self.flushed || self.finished {
+            return Err(HttpError::new(500).with_log_message("body piece before send_head"));
+        }
+        self.writer.as_mut().ok_or_else(client_gone)
     }
 
     /// Completes the response now: the body written so far is sent, with an `ETag` (and a
@@ -558,6 +614,11 @@ impl Exchange {
     pub fn settings(&self) -> &crate::Settings {
         &self.app.settings
     }
+}
+
+/// The error for a client that is gone (logged as 499, never sent).
+fn client_gone() -> HttpError {
+    HttpError::new(499).with_log_message("client went away")
 }
 
 /// The loop's wall clock, in Unix seconds.

@@ -57,3 +57,34 @@ pub fn web_inputs(data: &[u8]) {
         assert!(url.starts_with("/user/"));
     }
 }
+
+/// Feeds `data` to the parsers of static-file requests — `Range` (resolved against a length
+/// taken from the input), HTTP dates (`If-Modified-Since`, `If-Range`) and request paths —
+/// and checks what they promise: ranges lie inside the file, parsed dates format back to
+/// themselves, accepted paths never climb out and normalise to themselves.
+pub fn static_inputs(data: &[u8]) {
+    use crate::range::{RangeRequest, Resolved, MAX_RANGES};
+    use eddy_core::file::RelPath;
+    use eddy_core::http::{parse_http_date, HttpDate};
+
+    let (len_bytes, rest) = data.split_at(data.len().min(2));
+    let len = len_bytes
+        .iter()
+        .fold(0u64, |acc, b| acc << 8 | u64::from(*b));
+    if let Resolved::Parts(parts) = RangeRequest::parse(rest).resolve(len) {
+        assert!(!parts.is_empty() && parts.len() <= MAX_RANGES);
+        for r in &parts {
+            assert!(r.start < r.end && r.end <= len, "{r:?} outside 0..{len}");
+        }
+    }
+    if let Some(secs) = parse_http_date(rest) {
+        let again = HttpDate::from_unix_secs(secs);
+        assert_eq!(parse_http_date(again.as_bytes()), Some(secs));
+    }
+    let text = String::from_utf8_lossy(rest);
+    if let Ok(path) = RelPath::new(&text) {
+        assert!(path.names().all(|n| !n.is_empty() && n != ".." && n != "."));
+        assert!(!path.as_str().starts_with('/') && !path.as_str().contains('\\'));
+        assert_eq!(RelPath::new(path.as_str()).as_ref(), Ok(&path));
+    }
+}

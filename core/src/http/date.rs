@@ -1,4 +1,6 @@
-//! IMF-fixdate formatting (RFC 9110 §5.6.7) from a unix timestamp, for the `Date` header.
+//! HTTP dates (RFC 9110 §5.6.7): IMF-fixdate formatting from a unix timestamp, for the
+//! `Date` and `Last-Modified` headers, and [`parse_http_date`], which reads all three forms
+//! a recipient must accept (`If-Modified-Since`, `If-Range`).
 //!
 //! Pure arithmetic: the caller supplies the time (the glue caches one value per second).
 
@@ -99,6 +101,98 @@ fn put2(dst: &mut [u8], n: u64) {
     dst[1] = b'0' + (n % 10) as u8;
 }
 
+/// Reads an HTTP-date as unix seconds: IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the
+/// obsolete RFC 850 form (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`). Anything else, or a date before 1970, is `None`.
+pub fn parse_http_date(value: &[u8]) -> Option<u64> {
+    let text = core::str::from_utf8(value).ok()?.trim_matches([' ', '\t']);
+    let mut words = text.split_ascii_whitespace();
+    let first = words.next()?;
+    let (day, month, year, time) = if let Some(weekday) = first.strip_suffix(',') {
+        if weekday.len() == 3 {
+            // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+            let day = words.next()?;
+            let month = words.next()?;
+            let year = words.next()?;
+            let time = words.next()?;
+            if day.len() != 2 || year.len() != 4 {
+                return None;
+            }
+            (number(day)?, month_number(month)?, number(year)?, time)
+        } else {
+            // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"; two-digit years per RFC 9110 §5.6.7.
+            let mut parts = words.next()?.split('-');
+            let day = parts.next()?;
+            let month = month_number(parts.next()?)?;
+            let yy = parts.next()?;
+            if parts.next().is_some() || yy.len() != 2 || day.len() != 2 {
+                return None;
+            }
+            let yy = number(yy)?;
+            let year = if yy < 70 { 2000 + yy } else { 1900 + yy };
+            (number(day)?, month, year, words.next()?)
+        }
+    } else {
+        // asctime: "Sun Nov  6 08:49:37 1994"
+        let month = month_number(words.next()?)?;
+        let day = words.next()?;
+        let time = words.next()?;
+        let year = words.next()?;
+        if words.next().is_some() || year.len() != 4 || day.len() > 2 {
+            return None;
+        }
+        return to_unix(number(year)?, month, number(day)?, time);
+    };
+    if words.next() != Some("GMT") || words.next().is_some() {
+        return None;
+    }
+    to_unix(year, month, day, time)
+}
+
+fn number(s: &str) -> Option<u64> {
+    if s.is_empty() || s.len() > 4 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn month_number(s: &str) -> Option<u64> {
+    let i = MONTHS.iter().position(|m| m.as_slice() == s.as_bytes())?;
+    Some(i as u64 + 1)
+}
+
+fn to_unix(year: u64, month: u64, day: u64, time: &str) -> Option<u64> {
+    let mut hms = time.split(':');
+    let (h, m, s) = (hms.next()?, hms.next()?, hms.next()?);
+    if hms.next().is_some() || h.len() != 2 || m.len() != 2 || s.len() != 2 {
+        return None;
+    }
+    let (h, m, s) = (number(h)?, number(m)?, number(s)?);
+    let days_in_month = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // A leap second (60) is read as the last second of its minute.
+    if year < 1970 || day == 0 || day > days_in_month || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s.min(59))
+}
+
+/// (year ≥ 1970, month 1-12, day 1-31) to days since 1970-01-01; Howard Hinnant's
+/// `days_from_civil`.
+fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31); Howard Hinnant's `civil_from_days`.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
@@ -115,7 +209,53 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use super::HttpDate;
+    use super::{parse_http_date, HttpDate};
+
+    #[test]
+    fn parses_the_three_date_forms_of_rfc_9110() {
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_http_date(form.as_bytes()),
+                Some(784_111_777),
+                "{form}"
+            );
+        }
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sun, 31 Feb 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 nov 1994 08:49:37 GMT",
+            "1994-11-06T08:49:37Z",
+        ] {
+            assert_eq!(parse_http_date(bad.as_bytes()), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn parsing_inverts_formatting() {
+        let mut t = 0u64;
+        while t < 253_402_300_799 {
+            let text = HttpDate::from_unix_secs(t);
+            assert_eq!(parse_http_date(text.as_bytes()), Some(t), "{text}");
+            t = t * 3 + 86_399;
+        }
+        assert_eq!(
+            parse_http_date(b"Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(253_402_300_799)
+        );
+        assert_eq!(
+            parse_http_date(b"Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400)
+        );
+    }
 
     #[test]
     fn formats_rfc_9110_example_date() {

@@ -63,7 +63,7 @@ pub use client::{
     HttpError, HttpRequest, HttpResponse, ResponseError, ResponseHead, TimeoutPhase,
 };
 pub use config::HttpConfig;
-pub use date::HttpDate;
+pub use date::{parse_http_date, HttpDate};
 pub use error::{RequestError, SendError};
 pub use form::{Arguments, FormData, UploadedFile};
 pub use framing::{ChunkedDecoder, Decoded};

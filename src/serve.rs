@@ -1,0 +1,189 @@
+//! `eddy serve [DIR]`: serve a directory over HTTP, like `python -m http.server`, with
+//! eddy-web's `StaticFileHandler` (ranges, validators, gzip, `sendfile(2)`) and a directory
+//! page for directories without an `index.html`.
+//!
+//! It owns the options, the start-up line, the access log (one line per request on stderr)
+//! and the wiring: one [`OsFiles`] shared by `--threads` share-nothing loops, each with its
+//! own application and SO_REUSEPORT listener; SIGINT/SIGTERM stop it gracefully.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use eddy_core::file::FileSystem;
+use eddy_drivers::{DriverConfig, OsFiles};
+use eddy_web::{
+    Application, Exchange, HttpError, LogFunction, RequestHandler, RequestLog, Route, Settings,
+    StaticFiles,
+};
+
+use crate::server_args::shared_listen_options;
+
+/// The options of `eddy serve`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(about = "Serve a directory over HTTP (like `python -m http.server`)")]
+pub struct ServeArgs {
+    /// The directory to serve.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The port to listen on (0 picks a free one).
+    #[arg(short, long, default_value_t = 8888)]
+    pub port: u16,
+    /// The address to bind (loopback unless you say otherwise).
+    #[arg(short, long, default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+    /// Loops (threads) to run, each with its own SO_REUSEPORT listener.
+    #[arg(short, long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Serve names starting with a dot (never listed either way).
+    #[arg(long)]
+    pub hidden: bool,
+    /// No access log.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+/// `GET /hello`: a quick check that the server answers.
+struct Hello;
+
+impl RequestHandler for Hello {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.set_header("Content-Type", "text/plain; charset=utf-8")?;
+        ex.write("Hello from eddy\n");
+        Ok(())
+    }
+}
+
+/// The application `eddy serve` runs on each loop: `/hello`, then every file below `files`.
+pub fn serve_application(files: &StaticFiles, log: Option<LogFunction>) -> Application {
+    let settings = Settings {
+        log_function: log,
+        ..Settings::default()
+    };
+    let routes = vec![Route::new("/hello", || Hello), files.route("/")];
+    Application::try_new(routes, settings).expect("the routes compile")
+}
+
+/// The static files of `eddy serve` over `fs`: `index.html` for directories, else a listing.
+pub fn serve_files(fs: Arc<dyn FileSystem>, hidden: bool) -> StaticFiles {
+    StaticFiles::new(fs)
+        .default_filename("index.html")
+        .list_directories(true)
+        .serve_hidden(hidden)
+        .cache_control("no-cache")
+}
+
+/// One access-log line, in `python -m http.server`'s shape plus the time taken.
+pub fn access_line(entry: &RequestLog<'_>, unix_secs: u64) -> String {
+    let date = eddy_core::http::HttpDate::from_unix_secs(unix_secs);
+    format!(
+        "{} - - [{}] \"{} {} {:?}\" {} {:.2}ms",
+        entry.remote_ip,
+        date.as_str(),
+        entry.method,
+        entry.uri.escape_debug(),
+        entry.version,
+        entry.status,
+        entry.duration.as_secs_f64() * 1e3,
+    )
+}
+
+/// The start-up line, as `python -m http.server` prints it.
+pub fn banner(addr: SocketAddr) -> String {
+    let host = addr.ip();
+    let url_host = match host {
+        IpAddr::V6(_) => format!("[{host}]"),
+        IpAddr::V4(_) => host.to_string(),
+    };
+    format!(
+        "Serving HTTP on {host} port {} (http://{url_host}:{}/) ...",
+        addr.port(),
+        addr.port()
+    )
+}
+
+/// Runs `eddy serve` until SIGINT or SIGTERM.
+pub fn run(args: ServeArgs) -> ExitCode {
+    let fs = match OsFiles::new(&args.dir) {
+        Ok(fs) => Arc::new(fs),
+        Err(e) => {
+            eprintln!("eddy serve: {}: {e}", args.dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let config = match DriverConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("eddy serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log: Option<LogFunction> = (!args.quiet).then(|| {
+        let log: LogFunction = Arc::new(|entry: &RequestLog<'_>| {
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            eprintln!("{}", access_line(entry, secs));
+        });
+        log
+    });
+    let files = serve_files(fs, args.hidden);
+    let addr = SocketAddr::new(args.bind, args.port);
+    let setup = move |io: &mut eddy_core::IoLoop, addr: SocketAddr| {
+        let app = serve_application(&files, log.clone());
+        app.listen(io, addr, shared_listen_options());
+    };
+    let server = match eddy_drivers::spawn_threads(&config, usize::from(args.threads), addr, setup)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("eddy serve: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", banner(server.local_addr()));
+    match server.wait_for_signals(eddy_drivers::DEFAULT_GRACE) {
+        Ok(()) => {
+            eprintln!("Stopped: requests in flight were finished.");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("eddy serve: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_reads_like_python_http_server() {
+        assert_eq!(
+            banner("127.0.0.1:8888".parse().unwrap()),
+            "Serving HTTP on 127.0.0.1 port 8888 (http://127.0.0.1:8888/) ..."
+        );
+        assert_eq!(
+            banner("[::1]:80".parse().unwrap()),
+            "Serving HTTP on ::1 port 80 (http://[::1]:80/) ..."
+        );
+    }
+
+    #[test]
+    fn access_lines_name_client_request_status_and_time() {
+        let entry = RequestLog {
+            status: 206,
+            method: "GET",
+            uri: "/a b\n",
+            version: http::Version::HTTP_11,
+            remote_ip: [127, 0, 0, 1].into(),
+            duration: eddy_core::Duration::from_micros(1500),
+        };
+        assert_eq!(
+            access_line(&entry, 784_111_777),
+            "127.0.0.1 - - [Sun, 06 Nov 1994 08:49:37 GMT] \"GET /a b\\n HTTP/1.1\" 206 1.50ms"
+        );
+    }
+}
