@@ -44,10 +44,31 @@ fn raw_get(addr: SocketAddr, path: &str, extra: &str) -> Raw {
         .expect("a response head");
     let head = String::from_utf8_lossy(&all[..end]).into_owned();
     let status = head[9..12].parse().unwrap();
-    Raw {
-        status,
-        head,
-        body: all[end + 4..].to_vec(),
+    let mut body = all[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body);
+    }
+    Raw { status, head, body }
+}
+
+/// The data of a chunked body (no extensions or trailers expected).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("a size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line]).unwrap(), 16).unwrap();
+        raw = &raw[line + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
     }
 }
 
@@ -71,6 +92,7 @@ fn tree() -> Tree {
         .map(|i| char::from(b'0' + (i % 10) as u8))
         .collect();
     std::fs::write(root.join("digits.txt"), digits).unwrap();
+    std::fs::write(root.join("page.css"), page_css()).unwrap();
     std::os::unix::fs::symlink(top.path().join("secret.txt"), root.join("link_file")).unwrap();
     std::os::unix::fs::symlink(top.path().join("outside"), root.join("link_dir")).unwrap();
     std::os::unix::fs::symlink("../secret.txt", root.join("rel_link")).unwrap();
@@ -179,7 +201,49 @@ fn files_ranges_and_validators_on_every_backend() {
         assert!(String::from_utf8_lossy(&body).contains("href=\"./b.txt\""));
         let (status, _, body) = get("/hello", "");
         assert_eq!((status, &body[..]), (200, &b"Hello from eddy\n"[..]));
+        // Several ranges: multipart/byteranges.
+        let (status, head, body) = get("/digits.txt", "Range: bytes=0-1,10-11\r\n");
+        assert_eq!(status, 206, "{backend:?}");
+        let boundary = header(&head, "content-type")
+            .and_then(|ct| {
+                ct.strip_prefix("multipart/byteranges; boundary=")
+                    .map(str::to_owned)
+            })
+            .expect("multipart");
+        let text = String::from_utf8_lossy(&body).into_owned();
+        assert_eq!(text.matches(&format!("--{boundary}")).count(), 3, "{text}");
+        assert!(
+            text.contains("Content-Range: bytes 10-11/5000\r\n\r\n01"),
+            "{text}"
+        );
+        // If-Range with a stale validator: the whole file.
+        let (status, _, body) = get("/digits.txt", "Range: bytes=0-1\r\nIf-Range: \"old\"\r\n");
+        assert_eq!((status, body.len()), (200, 5000), "{backend:?}");
+        // Compressed when accepted, with Vary; identity otherwise.
+        let (status, head, body) = get("/page.css", "Accept-Encoding: gzip\r\n");
+        assert_eq!(status, 200);
+        assert_eq!(
+            header(&head, "content-encoding").as_deref(),
+            Some("gzip"),
+            "{backend:?}"
+        );
+        let vary = header(&head, "vary").map(|v| v.to_ascii_lowercase());
+        assert_eq!(vary.as_deref(), Some("accept-encoding"));
+        let mut css = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut css)
+            .unwrap();
+        assert_eq!(css, page_css());
+        let (_, head, body) = get("/page.css", "");
+        assert_eq!(header(&head, "content-encoding"), None);
+        assert_eq!(body, page_css().as_bytes());
+        // A failed precondition.
+        let (status, _, _) = get("/a.txt", "If-Match: \"nope\"\r\n");
+        assert_eq!(status, 412, "{backend:?}");
     }
+}
+
+fn page_css() -> String {
+    "p { margin: 0 }\n".repeat(300)
 }
 
 #[test]
@@ -240,6 +304,7 @@ fn getter(backend: Backend) -> Getter {
                 .map(|i| char::from(b'0' + (i % 10) as u8))
                 .collect();
             fs.write("digits.txt", digits).unwrap();
+            fs.write("page.css", page_css()).unwrap();
             let files = serve_files(Arc::new(fs), false);
             let mut client = TestClient::new(serve_application(&files, None));
             Box::new(move |path, extra| {

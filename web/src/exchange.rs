@@ -44,6 +44,8 @@ pub struct Exchange {
     xsrf_token: Option<String>,
     /// A flushed response being gzipped as one stream.
     gzip: Option<compress::GzipStream>,
+    /// The body length announced by [`Exchange::send_head`], when the handler set one.
+    content_length: Option<u64>,
 }
 
 impl Exchange {
@@ -53,7 +55,8 @@ impl Exchange {
         app: Rc<AppShared>,
         writer: ResponseWriter,
     ) -> Exchange {
-        let mut headers = HeaderMap::new();
+        // Room for a typical response's fields, so inserting them never regrows the map.
+        let mut headers = HeaderMap::with_capacity(12);
         headers.insert(CONTENT_TYPE, HTML_UTF8);
         Exchange {
             request,
@@ -68,6 +71,7 @@ impl Exchange {
             body_arguments: None,
             xsrf_token: None,
             gzip: None,
+            content_length: None,
         }
     }
 
@@ -369,9 +373,15 @@ impl Exchange {
         &mut self.headers
     }
 
+    /// Announces the length of a body sent after [`Exchange::send_head`] (its
+    /// `Content-Length`, written straight into the head).
+    pub fn set_content_length(&mut self, len: u64) {
+        self.content_length = Some(len);
+    }
+
     /// Sends the status and headers exactly as set, for a body the handler frames itself:
-    /// a `Content-Length` it set is kept (else the body is chunked), nothing is compressed
-    /// and no `ETag` is added. The body then goes out with [`Exchange::write_file`] and
+    /// the length from [`Exchange::set_content_length`] or a `Content-Length` header is kept
+    /// (else the body is chunked), nothing is compressed and no `ETag` is added. The body then goes out with [`Exchange::write_file`] and
     /// [`Exchange::write_bytes`], and [`Exchange::flush`] waits for the socket.
     pub fn send_head(&mut self) -> Result<(), HttpError> {
         if self.flushed || self.finished {
@@ -379,9 +389,12 @@ impl Exchange {
         }
         let writer = self.writer.as_mut().ok_or_else(client_gone)?;
         self.flushed = true;
-        writer
-            .start(status_code(self.status), &self.headers)
-            .map_err(|e| client_gone().with_log_message(format!("response head refused: {e}")))
+        let status = status_code(self.status);
+        match self.content_length {
+            Some(len) => writer.start_sized(status, &self.headers, len),
+            None => writer.start(status, &self.headers),
+        }
+        .map_err(|e| client_gone().with_log_message(format!("response head refused: {e}")))
     }
 
     /// Queues a range of an open file as the next piece of a body started by

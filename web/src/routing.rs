@@ -53,6 +53,9 @@ pub struct PathPattern {
     names: Vec<Option<String>>,
     /// Literal pieces between groups, when the pattern is reversible.
     reverse: Option<Vec<String>>,
+    /// `Some(prefix)` for a pattern that is a literal prefix then `(.*)` (static files,
+    /// catch-alls): matched by a string comparison instead of the regex.
+    prefix_then_rest: Option<String>,
 }
 
 /// The captures of a matched path, percent-decoded (`None`: an optional group that did not
@@ -95,11 +98,16 @@ impl PathPattern {
             .map(|n| n.map(str::to_owned))
             .collect::<Vec<_>>();
         let reverse = reverse_pieces(body, names.len());
+        let prefix_then_rest = body
+            .strip_suffix("(.*)")
+            .filter(|lit| regex::escape(lit) == *lit && names.len() == 1 && names[0].is_none())
+            .map(str::to_owned);
         Ok(PathPattern {
             source: pattern.to_owned(),
             regex,
             names,
             reverse,
+            prefix_then_rest,
         })
     }
 
@@ -115,6 +123,23 @@ impl PathPattern {
 
     /// Matches `path` (the raw, still percent-encoded request path); captures come decoded.
     pub fn matches(&self, path: &str) -> Option<Result<PathArgs, InvalidPathArg>> {
+        if let Some(prefix) = &self.prefix_then_rest {
+            // `.` stops at a newline, as the regex's would.
+            let rest = path
+                .strip_prefix(prefix.as_str())
+                .filter(|r| !r.contains('\n'))?;
+            let decoded = match percent_decode(rest.as_bytes(), false) {
+                Cow::Borrowed(b) => std::str::from_utf8(b).map(str::to_owned),
+                Cow::Owned(v) => String::from_utf8(v).map_err(|e| e.utf8_error()),
+            };
+            return Some(match decoded {
+                Ok(arg) => Ok(PathArgs {
+                    positional: vec![Some(arg)],
+                    named: Vec::new(),
+                }),
+                Err(_) => Err(InvalidPathArg),
+            });
+        }
         if self.names.is_empty() {
             return self.regex.is_match(path).then(|| Ok(PathArgs::default()));
         }
@@ -148,6 +173,11 @@ impl PathPattern {
 
     /// True if `path` matches (no captures built).
     pub fn is_match(&self, path: &str) -> bool {
+        if let Some(prefix) = &self.prefix_then_rest {
+            return path
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|r| !r.contains('\n'));
+        }
         self.regex.is_match(path)
     }
 

@@ -29,8 +29,8 @@ use bytes::Bytes;
 use eddy_core::file::{FileSystem, OpenFile, Opened, PathError, RelPath};
 use eddy_core::http::{parse_http_date, HttpDate};
 use http::header::{
-    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
-    CONTENT_TYPE, ETAG, EXPIRES, LAST_MODIFIED, LOCATION,
+    HeaderValue, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    EXPIRES, LAST_MODIFIED, LOCATION,
 };
 use http::Method;
 
@@ -67,7 +67,19 @@ struct StaticConfig {
     /// Remember computed versions (off in debug mode, so edits show at once).
     cache_versions: bool,
     versions: Mutex<HashMap<String, String>>,
+    /// `Content-Type` and compressibility by lower-case extension, looked up once each.
+    types: Mutex<HashMap<String, MediaType>>,
 }
+
+/// What a file extension says about a file.
+#[derive(Clone)]
+struct MediaType {
+    content_type: HeaderValue,
+    compressible: bool,
+}
+
+/// Most extensions remembered (a hostile client cannot grow the table further).
+const MAX_CACHED_TYPES: usize = 256;
 
 impl std::fmt::Debug for StaticFiles {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +106,7 @@ impl StaticFiles {
                 cache_control: None,
                 cache_versions: true,
                 versions: Mutex::new(HashMap::new()),
+                types: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -200,6 +213,29 @@ impl StaticFiles {
         url
     }
 
+    /// The media type of `name`, from the table or worked out and remembered.
+    fn media_type(&self, name: &str) -> MediaType {
+        let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+        let key = ext.to_ascii_lowercase();
+        let mut types = self
+            .config
+            .types
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(t) = types.get(&key) {
+            return t.clone();
+        }
+        let text = content_type_for(name);
+        let media = MediaType {
+            compressible: compress::is_compressible(&text),
+            content_type: header_value(&text),
+        };
+        if types.len() < MAX_CACHED_TYPES {
+            types.insert(key, media.clone());
+        }
+        media
+    }
+
     /// Answers `ex` with the file or directory at `raw` (the decoded path below the root).
     pub async fn serve(&self, ex: &mut Exchange, raw: &str) -> Result<(), HttpError> {
         let path = RelPath::new(raw).map_err(|e| match e {
@@ -260,8 +296,8 @@ impl StaticFiles {
         file: OpenFile,
     ) -> Result<(), HttpError> {
         let meta = file.metadata;
-        let content_type = content_type_for(path.file_name().unwrap_or(""));
-        let compressible = self.config.gzip && compress::is_compressible(&content_type);
+        let media = self.media_type(path.file_name().unwrap_or(""));
+        let compressible = self.config.gzip && media.compressible;
         let identity_tag = entity_tag(meta.modified_secs, meta.len, "");
         let last_modified = HttpDate::from_unix_secs(meta.modified_secs);
 
@@ -273,7 +309,7 @@ impl StaticFiles {
             .filter(|_| head_or_get)
             .map(RangeRequest::parse)
             .filter(|r| *r != RangeRequest::Ignored)
-            .filter(|_| if_range_holds(ex, &identity_tag, meta.modified_secs));
+            .filter(|_| if_range_holds(ex, tag_text(&identity_tag), meta.modified_secs));
         let gzip_accepted = compressible
             && range.is_none()
             && compress::accepts_gzip(ex.request().header_all("accept-encoding"));
@@ -292,10 +328,13 @@ impl StaticFiles {
 
         ex.set_status(200);
         let headers = ex.response_headers_mut();
-        headers.insert(CONTENT_TYPE, header_value(&content_type));
+        headers.insert(CONTENT_TYPE, media.content_type.clone());
         headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        headers.insert(ETAG, header_value(&tag));
-        headers.insert(LAST_MODIFIED, header_value(last_modified.as_str()));
+        headers.insert(ETAG, tag.clone());
+        headers.insert(
+            LAST_MODIFIED,
+            HeaderValue::from_bytes(last_modified.as_bytes()).expect("an HTTP date is ASCII"),
+        );
         if compressible {
             compress::add_vary(headers);
         }
@@ -314,7 +353,7 @@ impl StaticFiles {
             ex.response_headers_mut().insert(CACHE_CONTROL, cc.clone());
         }
 
-        match preconditions(ex, &tag, meta.modified_secs) {
+        match preconditions(ex, tag_text(&tag), meta.modified_secs) {
             Precondition::Proceed => {}
             Precondition::Failed => {
                 ex.set_status(412);
@@ -335,9 +374,9 @@ impl StaticFiles {
         let include_body = *ex.method() != Method::HEAD;
         match body {
             Body::Precompressed(gz) => {
-                let headers = ex.response_headers_mut();
-                headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                headers.insert(CONTENT_LENGTH, HeaderValue::from(gz.metadata.len));
+                ex.response_headers_mut()
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                ex.set_content_length(gz.metadata.len);
                 ex.send_head()?;
                 if include_body {
                     ex.write_file(gz.range(0, gz.metadata.len))?;
@@ -355,7 +394,8 @@ impl StaticFiles {
             }
             Body::Identity => {
                 let resolved = range.map_or(Resolved::Whole, |r| r.resolve(meta.len));
-                send_identity(ex, &file, resolved, &content_type, include_body)
+                let content_type = media.content_type.to_str().unwrap_or("");
+                send_identity(ex, &file, resolved, content_type, include_body)
             }
         }
     }
@@ -473,8 +513,28 @@ pub fn content_type_for(name: &str) -> String {
     }
 }
 
-fn entity_tag(modified_secs: u64, len: u64, suffix: &str) -> String {
-    format!("\"{modified_secs:x}-{len:x}{suffix}\"")
+/// `"MTIME-LEN"` in hex (nginx's form), plus `suffix` for an encoded variant.
+fn entity_tag(modified_secs: u64, len: u64, suffix: &str) -> HeaderValue {
+    let mut tag = Vec::with_capacity(40);
+    tag.push(b'"');
+    push_hex(&mut tag, modified_secs);
+    tag.push(b'-');
+    push_hex(&mut tag, len);
+    tag.extend_from_slice(suffix.as_bytes());
+    tag.push(b'"');
+    HeaderValue::from_maybe_shared(Bytes::from(tag)).expect("an entity tag is ASCII")
+}
+
+fn tag_text(tag: &HeaderValue) -> &str {
+    tag.to_str().unwrap_or("")
+}
+
+fn push_hex(out: &mut Vec<u8>, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+    for i in (0..digits).rev() {
+        out.push(DIGITS[((n >> (i * 4)) & 0xf) as usize]);
+    }
 }
 
 fn header_value(text: &str) -> HeaderValue {
@@ -553,8 +613,7 @@ fn send_identity(
     let len = file.metadata.len;
     match resolved {
         Resolved::Whole => {
-            ex.response_headers_mut()
-                .insert(CONTENT_LENGTH, HeaderValue::from(len));
+            ex.set_content_length(len);
             ex.send_head()?;
             if include_body && len > 0 {
                 ex.write_file(file.range(0, len))?;
@@ -579,7 +638,7 @@ fn send_identity(
             let headers = ex.response_headers_mut();
             let content_range = format!("bytes {}-{}/{len}", r.start, r.end - 1);
             headers.insert(CONTENT_RANGE, header_value(&content_range));
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(r.end - r.start));
+            ex.set_content_length(r.end - r.start);
             ex.send_head()?;
             if include_body {
                 ex.write_file(file.range(r.start, r.end - r.start))?;
@@ -611,7 +670,7 @@ fn send_identity(
             let headers = ex.response_headers_mut();
             let multipart = format!("multipart/byteranges; boundary={boundary}");
             headers.insert(CONTENT_TYPE, header_value(&multipart));
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(total));
+            ex.set_content_length(total);
             ex.send_head()?;
             if include_body {
                 for (head, r) in heads.into_iter().zip(&parts) {

@@ -91,6 +91,17 @@ impl ResponseWriter {
         with_loop(|io| responder.start(io, status, headers))
     }
 
+    /// Starts a response whose body is `len` bytes, written in pieces afterwards.
+    pub fn start_sized(
+        &mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        len: u64,
+    ) -> Result<(), SendError> {
+        let responder = self.responder.as_mut().ok_or(SendError::Closed)?;
+        with_loop(|io| responder.start_sized(io, status, headers, len))
+    }
+
     /// Queues a piece of the body.
     pub fn write(&mut self, data: impl Into<Bytes>) -> Result<(), SendError> {
         let responder = self.responder.as_mut().ok_or(SendError::Closed)?;

@@ -364,6 +364,19 @@ impl ServerConn {
         self.send_head(status, headers.into(), None, date, out)
     }
 
+    /// Writes a response head announcing a body of `len` bytes (`Content-Length: len` unless
+    /// `headers` declare one), for a body sent piece by piece; no header value is built.
+    pub fn send_response_sized<'h>(
+        &mut self,
+        status: StatusCode,
+        headers: impl Into<ResponseFields<'h>>,
+        len: u64,
+        date: Option<&HttpDate>,
+        out: &mut impl ResponseSink,
+    ) -> Result<(), SendError> {
+        self.send_head(status, headers.into(), Some(len), date, out)
+    }
+
     /// Writes a whole response: the head (with `Content-Length: body.len()` unless `headers`
     /// declare one), the body, and the end; says whether the connection stays open.
     ///

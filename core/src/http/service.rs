@@ -654,6 +654,27 @@ impl Responder {
         Ok(())
     }
 
+    /// Starts a response whose body is `len` bytes, sent in pieces with `write`/`write_file`
+    /// (`Content-Length: len` unless `headers` give one).
+    pub fn start_sized<'h>(
+        &mut self,
+        io: &mut IoLoop,
+        status: StatusCode,
+        headers: impl Into<ResponseFields<'h>>,
+        len: u64,
+    ) -> Result<(), SendError> {
+        let headers = headers.into();
+        let conn_rc = self.conn_for_response()?;
+        let mut conn = conn_rc.borrow_mut();
+        conn.prepare_out();
+        let date = self.shared.date(io);
+        let Conn { machine, out, .. } = &mut *conn;
+        machine.send_response_sized(status, headers, len, Some(&date), out)?;
+        self.started = !status.is_informational();
+        conn.flush_out(io);
+        Ok(())
+    }
+
     /// Writes a piece of a streamed body (queued on the stream without copying large pieces).
     pub fn write(&mut self, io: &mut IoLoop, data: impl Into<Bytes>) -> Result<(), SendError> {
         let conn_rc = self.conn_for_response()?;
