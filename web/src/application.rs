@@ -156,6 +156,18 @@ impl Route {
         }
     }
 
+    /// A route whose GET upgrades to a WebSocket session run by handlers from `factory`.
+    pub fn websocket<H: crate::WebSocketHandler>(
+        pattern: &str,
+        factory: impl Fn() -> H + 'static,
+    ) -> Route {
+        Route {
+            pattern: pattern.to_owned(),
+            name: None,
+            endpoint: Rc::new(crate::websocket::WsFactory(factory)),
+        }
+    }
+
     /// Names the route (for `reverse_url`).
     pub fn named(mut self, name: &str) -> Route {
         self.name = Some(name.to_owned());

@@ -42,6 +42,7 @@ pub mod signed;
 pub mod static_files;
 pub mod template;
 pub mod testing;
+pub mod websocket;
 pub mod xsrf;
 
 pub use application::{Application, LogFunction, RequestLog, Route, Settings};
@@ -51,3 +52,4 @@ pub use handler::RequestHandler;
 pub use metrics::Metrics;
 pub use routing::RouteError;
 pub use static_files::{StaticFileHandler, StaticFiles};
+pub use websocket::{websocket_connect, WebSocketHandler};
