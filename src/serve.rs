@@ -4,7 +4,8 @@
 //!
 //! It owns the options, the start-up line, the access log (one line per request on stderr)
 //! and the wiring: one [`OsFiles`] shared by `--threads` share-nothing loops, each with its
-//! own application and SO_REUSEPORT listener; SIGINT/SIGTERM stop it gracefully.
+//! own application and SO_REUSEPORT listener (or the socket systemd passed in, see
+//! `eddy_drivers::activation`); SIGINT/SIGTERM stop it gracefully.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -123,13 +124,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match DriverConfig::from_env() {
+    let mut config = match DriverConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("eddy serve: {e}");
             return ExitCode::from(2);
         }
     };
+    // A socket passed in by systemd or a supervisor replaces --bind/--port.
+    let inherited = eddy_drivers::activation::listen_fds();
+    let passed_addr = inherited.first().map(|l| l.addr);
+    config.inherited_listeners = inherited;
     let log: Option<LogFunction> = (!args.quiet).then(|| {
         let log: LogFunction = Arc::new(|entry: &RequestLog<'_>| {
             let secs = std::time::SystemTime::now()
@@ -140,7 +145,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         log
     });
     let files = serve_files(fs, args.hidden);
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = passed_addr.unwrap_or_else(|| SocketAddr::new(args.bind, args.port));
     let metrics = args.metrics.then(Metrics::new);
     let setup = move |io: &mut eddy_core::IoLoop, addr: SocketAddr| {
         let app = serve_application(&files, log.clone(), metrics.as_ref());

@@ -168,7 +168,16 @@ impl<S: Selector> Reactor<S> {
                 mut options,
             } => {
                 options.reuse_port |= self.config.force_reuse_port;
-                let result = sys::listen(addr, options).and_then(|(sock, local)| {
+                let inherited = self
+                    .config
+                    .inherited_listeners
+                    .iter()
+                    .find(|l| l.addr == addr);
+                let bound = match inherited {
+                    Some(l) => l.duplicate().map(|sock| (sock, l.addr)),
+                    None => sys::listen(addr, options),
+                };
+                let result = bound.and_then(|(sock, local)| {
                     self.selector
                         .register(sock.as_raw_fd(), listener_token(listener.index()))?;
                     Ok((sock, local))
