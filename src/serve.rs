@@ -46,6 +46,26 @@ pub struct ServeArgs {
     /// Also answer `/healthz` and `/metrics` (Prometheus text).
     #[arg(long)]
     pub metrics: bool,
+    /// Listen on a unix domain socket at PATH instead of TCP (behind a local proxy).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["port", "bind"])]
+    pub unix: Option<String>,
+    /// The unix socket's permission bits, in octal.
+    #[arg(long, default_value = "660", value_parser = parse_mode, requires = "unix")]
+    pub unix_mode: u32,
+    /// Behind a proxy: take the client's address and scheme from `X-Real-IP`,
+    /// `X-Forwarded-For` and `X-Forwarded-Proto`.
+    #[arg(long)]
+    pub xheaders: bool,
+    /// A proxy allowed to set those headers (repeatable); with none listed, any peer may.
+    #[arg(long, value_name = "IP", requires = "xheaders")]
+    pub trusted_proxy: Vec<IpAddr>,
+}
+
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("wants octal permission bits such as 660, got {s:?}"))
 }
 
 /// `GET /hello`: a quick check that the server answers.
@@ -66,9 +86,20 @@ pub fn serve_application(
     log: Option<LogFunction>,
     metrics: Option<&Metrics>,
 ) -> Application {
+    serve_application_with(files, log, metrics, eddy_core::http::HttpConfig::default())
+}
+
+/// [`serve_application`] with the HTTP server's settings (xheaders, limits).
+pub fn serve_application_with(
+    files: &StaticFiles,
+    log: Option<LogFunction>,
+    metrics: Option<&Metrics>,
+    http: eddy_core::http::HttpConfig,
+) -> Application {
     let settings = Settings {
         log_function: log,
         metrics: metrics.cloned(),
+        http,
         ..Settings::default()
     };
     let mut routes = vec![Route::new("/hello", || Hello)];
@@ -147,19 +178,44 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let files = serve_files(fs, args.hidden);
     let addr = passed_addr.unwrap_or_else(|| SocketAddr::new(args.bind, args.port));
     let metrics = args.metrics.then(Metrics::new);
+    if args.unix.is_some() && args.threads > 1 {
+        eprintln!("eddy serve: --unix serves one loop (a unix socket has one accept queue)");
+        return ExitCode::from(2);
+    }
+    let http = eddy_core::http::HttpConfig {
+        xheaders: args.xheaders,
+        trusted_downstream: args.trusted_proxy.clone(),
+        ..eddy_core::http::HttpConfig::default()
+    };
+    let unix = args.unix.clone().map(|path| (path, args.unix_mode));
     let setup = move |io: &mut eddy_core::IoLoop, addr: SocketAddr| {
-        let app = serve_application(&files, log.clone(), metrics.as_ref());
-        app.listen(io, addr, shared_listen_options());
+        let app = serve_application_with(&files, log.clone(), metrics.as_ref(), http.clone());
+        match &unix {
+            Some((path, mode)) => {
+                app.listen_unix(io, path, *mode, eddy_core::ListenOptions::default());
+            }
+            None => {
+                app.listen(io, addr, shared_listen_options());
+            }
+        }
     };
     let server = match eddy_drivers::spawn_threads(&config, usize::from(args.threads), addr, setup)
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("eddy serve: cannot listen on {addr}: {e}");
+            match (&args.unix, e) {
+                (Some(path), eddy_drivers::DriverError::Bind { kind, .. }) => {
+                    eprintln!("eddy serve: cannot listen on unix socket {path}: {kind}");
+                }
+                (_, e) => eprintln!("eddy serve: {e}"),
+            }
             return ExitCode::FAILURE;
         }
     };
-    println!("{}", banner(server.local_addr()));
+    match &args.unix {
+        Some(path) => println!("Serving HTTP on unix socket {path} ..."),
+        None => println!("{}", banner(server.local_addr())),
+    }
     match server.wait_for_signals(eddy_drivers::DEFAULT_GRACE) {
         Ok(()) => {
             eprintln!("Stopped: requests in flight were finished.");

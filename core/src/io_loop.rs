@@ -256,6 +256,20 @@ pub enum IoAction {
         /// Socket options.
         options: ListenOptions,
     },
+    /// Bind and listen on a unix domain socket at `path` (Tornado's `bind_unix_socket`);
+    /// answer with [`IoLoop::handle_listening`]. A stale socket file there is replaced, a
+    /// live one (something accepts on it) is an `AddrInUse` error. Accepted peers are
+    /// reported as `0.0.0.0:0`.
+    ListenUnix {
+        /// The listener.
+        listener: ListenerId,
+        /// The socket file's path.
+        path: String,
+        /// The socket file's permission bits (`0o600`, say).
+        mode: u32,
+        /// Socket options (the backlog; `reuse_port` does not apply).
+        options: ListenOptions,
+    },
     /// Stop listening and close the listening socket.
     CloseListener {
         /// The listener.
@@ -362,6 +376,8 @@ struct Lifecycle {
 
 struct ListenerEntry {
     addr: SocketAddr,
+    /// A unix domain socket's path and mode, instead of `addr`.
+    unix: Option<(String, u32)>,
     options: ListenOptions,
     bound: Option<Result<SocketAddr, io::ErrorKind>>,
     on_accept: Option<AcceptCallback>,
@@ -781,6 +797,31 @@ impl IoLoop {
     ) -> ListenerId {
         let key = self.listeners.insert(ListenerEntry {
             addr,
+            unix: None,
+            options,
+            bound: None,
+            on_accept: Some(Box::new(on_accept)),
+            origin: Origin::here(),
+            closed: false,
+            on_bound: None,
+        });
+        let id = ListenerId(key);
+        self.actions.push_back(PendingAction::Listen(id));
+        id
+    }
+
+    /// Listens on a unix domain socket at `path` with permission bits `mode` (Tornado's
+    /// `bind_unix_socket`); accepted streams work as TCP ones, with peer `0.0.0.0:0`.
+    pub fn listen_unix(
+        &mut self,
+        path: &str,
+        mode: u32,
+        options: ListenOptions,
+        on_accept: impl FnMut(&mut IoLoop, StreamId, SocketAddr) + 'static,
+    ) -> ListenerId {
+        let key = self.listeners.insert(ListenerEntry {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            unix: Some((path.to_owned(), mode)),
             options,
             bound: None,
             on_accept: Some(Box::new(on_accept)),
@@ -1049,10 +1090,18 @@ impl IoLoop {
                 PendingAction::Listen(id) => {
                     if let Some(l) = self.listeners.get(id.0) {
                         if !l.closed {
-                            return Some(IoAction::Listen {
-                                listener: id,
-                                addr: l.addr,
-                                options: l.options,
+                            return Some(match &l.unix {
+                                Some((path, mode)) => IoAction::ListenUnix {
+                                    listener: id,
+                                    path: path.clone(),
+                                    mode: *mode,
+                                    options: l.options,
+                                },
+                                None => IoAction::Listen {
+                                    listener: id,
+                                    addr: l.addr,
+                                    options: l.options,
+                                },
                             });
                         }
                     }

@@ -353,6 +353,26 @@ impl Application {
     }
 }
 
+impl Application {
+    /// Serves the application on a unix domain socket at `path` (mode `0o600` for the
+    /// owner only, say), for a proxy on the same machine.
+    pub fn listen_unix(
+        self,
+        io: &mut IoLoop,
+        path: &str,
+        mode: u32,
+        options: ListenOptions,
+    ) -> (HttpServer, ListenerId) {
+        let metrics = self.shared.settings.metrics.clone();
+        let server = self.into_server();
+        let listener = server.listen_unix(io, path, mode, options);
+        if let Some(metrics) = metrics {
+            metrics.watch(io, &server);
+        }
+        (server, listener)
+    }
+}
+
 /// The application as the HTTP server's handler.
 struct AppHandler(Rc<AppShared>);
 

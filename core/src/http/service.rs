@@ -141,6 +141,21 @@ impl HttpServer {
         })
     }
 
+    /// Serves on a unix domain socket at `path` with permission bits `mode` (behind a
+    /// proxy on the same machine); peers are reported as `0.0.0.0`.
+    pub fn listen_unix(
+        &self,
+        io: &mut IoLoop,
+        path: &str,
+        mode: u32,
+        options: ListenOptions,
+    ) -> ListenerId {
+        let server = self.clone();
+        io.listen_unix(path, mode, options, move |io, stream, peer| {
+            server.serve_stream(io, stream, peer)
+        })
+    }
+
     /// Serves HTTP on an already connected stream (e.g. one accepted elsewhere).
     pub fn serve_stream(&self, io: &mut IoLoop, stream: StreamId, peer: SocketAddr) {
         let conn = Rc::new(RefCell::new(Conn {
