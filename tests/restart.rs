@@ -16,16 +16,22 @@ use eddy::drivers::activation::spawn_with_listeners;
 
 const REQUESTS: u64 = 2_000;
 
+/// Starts `eddy serve` on `listener` and waits for its start-up line (it is serving then).
 fn start(dir: &std::path::Path, listener: &TcpListener) -> Child {
-    spawn_with_listeners(
+    let mut child = spawn_with_listeners(
         env!("CARGO_BIN_EXE_eddy"),
         &["serve", dir.to_str().unwrap(), "--quiet"],
         &[listener.as_fd()],
         |cmd| {
-            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            cmd.stdout(Stdio::piped()).stderr(Stdio::null());
         },
     )
-    .unwrap()
+    .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert!(line.starts_with("Serving HTTP on 127.0.0.1"), "{line:?}");
+    child
 }
 
 fn get(addr: SocketAddr) -> Result<(), String> {
@@ -78,6 +84,8 @@ fn replacing_the_server_mid_load_drops_no_request() {
                     failures.push(format!("request {i}: {e}"));
                 }
                 done.store(i + 1, Ordering::Relaxed);
+                // Paced, so the restart falls inside the load however fast the machine is.
+                std::thread::sleep(Duration::from_micros(500));
             }
             failures
         })
@@ -88,7 +96,7 @@ fn replacing_the_server_mid_load_drops_no_request() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let new = start(dir.path(), &listener);
-    std::thread::sleep(Duration::from_millis(300)); // both serve for a while
+    std::thread::sleep(Duration::from_millis(50)); // both serve for a moment
     sigterm(&old);
     let status = old.wait().unwrap();
     assert!(
