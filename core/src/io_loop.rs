@@ -2092,9 +2092,7 @@ impl IoLoop {
                 return Err(StreamError::Closed(CloseReason::Tls(failure)));
             }
         };
-        entry
-            .stream
-            .start_tls(crate::tls::TlsLayer::new(conn))?;
+        entry.stream.start_tls(crate::tls::TlsLayer::new(conn))?;
         if let Some(t) = timeout {
             let deadline = self.now + t;
             let timer = self.timers.insert(deadline, TimerAction::TlsTimeout(id));

@@ -700,7 +700,10 @@ impl Stream {
     /// Records that the driver wrote `n` bytes from the front of the queue.
     pub fn handle_written(&mut self, mut n: usize) {
         if let Some(tls) = &mut self.tls {
-            assert!(n <= tls.outgoing().len(), "driver wrote more than was queued");
+            assert!(
+                n <= tls.outgoing().len(),
+                "driver wrote more than was queued"
+            );
             if let Some(plain) = tls.handle_written(n) {
                 self.total_written = plain;
             }

@@ -112,7 +112,9 @@ pub struct TlsAcceptor {
 impl TlsAcceptor {
     /// One certificate chain and key (PEM), no client certificates, ALPN `http/1.1`.
     pub fn from_pem(chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsAcceptor, TlsConfigError> {
-        TlsAcceptor::builder().certificate(chain_pem, key_pem).build()
+        TlsAcceptor::builder()
+            .certificate(chain_pem, key_pem)
+            .build()
     }
 
     /// A builder for several certificates, client verification or other protocols.
@@ -555,4 +557,3 @@ impl std::fmt::Debug for TlsSession {
             .finish()
     }
 }
-

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
-use rustls::crypto::{ActiveKeyExchange, CryptoProvider, SecureRandom, SharedSecret, SupportedKxGroup};
+use rustls::crypto::{
+    ActiveKeyExchange, CryptoProvider, SecureRandom, SharedSecret, SupportedKxGroup,
+};
 use rustls::pki_types::UnixTime;
 use rustls::time_provider::TimeProvider;
 use rustls::{Error, NamedGroup};
@@ -82,9 +84,9 @@ struct LoopTime;
 impl TimeProvider for LoopTime {
     fn current_time(&self) -> Option<UnixTime> {
         let nanos = LOOP_UNIX_NANOS.with(Cell::get);
-        Some(UnixTime::since_unix_epoch(core::time::Duration::from_nanos(
-            nanos,
-        )))
+        Some(UnixTime::since_unix_epoch(
+            core::time::Duration::from_nanos(nanos),
+        ))
     }
 }
 
@@ -129,7 +131,9 @@ impl ActiveKeyExchange for X25519Exchange {
         let peer: [u8; 32] = peer_pub_key
             .try_into()
             .map_err(|_| Error::from(rustls::PeerMisbehaved::InvalidKeyShare))?;
-        let shared = self.secret.diffie_hellman(&x25519_dalek::PublicKey::from(peer));
+        let shared = self
+            .secret
+            .diffie_hellman(&x25519_dalek::PublicKey::from(peer));
         if !shared.was_contributory() {
             // An all-zero result: the peer sent a low-order point (RFC 7748 §6.1).
             return Err(rustls::PeerMisbehaved::InvalidKeyShare.into());

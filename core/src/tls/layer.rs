@@ -194,7 +194,9 @@ impl TlsLayer {
             self.plain_encrypted += n as u64;
             match self.marks.back_mut() {
                 Some(m) if m.0 == self.cipher_queued => m.1 = self.plain_encrypted,
-                _ => self.marks.push_back((self.cipher_queued, self.plain_encrypted)),
+                _ => self
+                    .marks
+                    .push_back((self.cipher_queued, self.plain_encrypted)),
             }
         }
         n

@@ -29,8 +29,8 @@ pub use config::{
     certificates_from_pem, private_key_from_pem, TlsAcceptor, TlsAcceptorBuilder, TlsConfigError,
     TlsConnector, TlsConnectorBuilder, TlsSession, DEFAULT_HANDSHAKE_TIMEOUT,
 };
-pub use crypto::{crypto_provider, crypto_seeded, loop_time, seed_crypto};
 pub(crate) use crypto::set_loop_time;
+pub use crypto::{crypto_provider, crypto_seeded, loop_time, seed_crypto};
 pub use failure::{CertificateProblem, TlsFailure};
 pub use layer::{TlsLayer, TLS_OUT_HIGH_WATER};
 

@@ -79,7 +79,11 @@ fn echo_client(
     io: &mut IoLoop,
     session: TlsSession,
     payload: Bytes,
-) -> (StreamId, Slot<Result<Bytes, StreamError>>, Slot<CloseReason>) {
+) -> (
+    StreamId,
+    Slot<Result<Bytes, StreamError>>,
+    Slot<CloseReason>,
+) {
     let got: Slot<Result<Bytes, StreamError>> = Rc::default();
     let closed: Slot<CloseReason> = Rc::default();
     let id = io.connect(ADDR.into(), None, |_, _| {});
@@ -101,7 +105,10 @@ fn new_loop() -> (IoLoop, FakeNet) {
 }
 
 fn payload(n: usize) -> Bytes {
-    (0..n).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>().into()
+    (0..n)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into()
 }
 
 fn handshake_and_echo(versions: &[&'static rustls::SupportedProtocolVersion], sizes: &[usize]) {
@@ -117,7 +124,11 @@ fn handshake_and_echo(versions: &[&'static rustls::SupportedProtocolVersion], si
         .build()
         .unwrap();
     let data = payload(200_000);
-    let (id, got, _) = echo_client(&mut io, connector.session("localhost").unwrap(), data.clone());
+    let (id, got, _) = echo_client(
+        &mut io,
+        connector.session("localhost").unwrap(),
+        data.clone(),
+    );
     assert!(net.run_until_idle(&mut io, false, 2_000_000));
     assert_eq!(got.borrow_mut().take(), Some(Ok(data)));
     let tls = io.tls(id).expect("a TLS stream");
@@ -168,7 +179,11 @@ fn plain_http_to_the_tls_port_gets_an_alert_and_a_prompt_close() {
     );
     let out = net.take_output(id);
     assert_eq!(out.first(), Some(&0x15), "an alert record: {out:?}");
-    assert_eq!(net.now, crate::time::Instant::ZERO, "closed without waiting");
+    assert_eq!(
+        net.now,
+        crate::time::Instant::ZERO,
+        "closed without waiting"
+    );
 }
 
 #[test]
@@ -208,7 +223,11 @@ fn a_peer_closing_mid_handshake_is_a_quiet_close() {
     assert_eq!(net.conn(id).closed, Some(CloseReason::Eof));
 }
 
-fn failed_pair(connector: TlsConnector, name: &str, acceptor: TlsAcceptor) -> (CloseReason, Vec<CloseReason>) {
+fn failed_pair(
+    connector: TlsConnector,
+    name: &str,
+    acceptor: TlsAcceptor,
+) -> (CloseReason, Vec<CloseReason>) {
     let (mut io, mut net) = new_loop();
     let server_closes = echo_server(&mut io, acceptor);
     let (_, got, closed) = echo_client(&mut io, connector.session(name).unwrap(), payload(10));
@@ -228,9 +247,14 @@ fn an_untrusted_certificate_fails_with_unknown_issuer_on_both_sides() {
     let (client, server) = failed_pair(connector, "localhost", acceptor);
     assert_eq!(
         client,
-        CloseReason::Tls(TlsFailure::BadCertificate(CertificateProblem::UnknownIssuer))
+        CloseReason::Tls(TlsFailure::BadCertificate(
+            CertificateProblem::UnknownIssuer
+        ))
     );
-    assert_eq!(server, vec![CloseReason::Tls(TlsFailure::AlertReceived(48))]);
+    assert_eq!(
+        server,
+        vec![CloseReason::Tls(TlsFailure::AlertReceived(48))]
+    );
     assert!(client.to_string().contains("unknown issuer"), "{client}");
 }
 
@@ -242,7 +266,9 @@ fn a_certificate_for_another_name_fails_with_not_valid_for_name() {
     let (client, _) = failed_pair(connector, "example.com", acceptor);
     assert_eq!(
         client,
-        CloseReason::Tls(TlsFailure::BadCertificate(CertificateProblem::NotValidForName))
+        CloseReason::Tls(TlsFailure::BadCertificate(
+            CertificateProblem::NotValidForName
+        ))
     );
 }
 
@@ -251,7 +277,10 @@ fn the_default_roots_reject_a_private_ca_and_the_explicit_opt_out_accepts_it() {
     let p = pki(&["localhost"]);
     let acceptor = TlsAcceptor::from_pem(p.chain.as_bytes(), p.key.as_bytes()).unwrap();
     let (client, _) = failed_pair(TlsConnector::webpki_roots(), "localhost", acceptor.clone());
-    assert!(matches!(client, CloseReason::Tls(TlsFailure::BadCertificate(_))));
+    assert!(matches!(
+        client,
+        CloseReason::Tls(TlsFailure::BadCertificate(_))
+    ));
     let (mut io, mut net) = new_loop();
     echo_server(&mut io, acceptor);
     let insecure = TlsConnector::builder()
@@ -259,7 +288,11 @@ fn the_default_roots_reject_a_private_ca_and_the_explicit_opt_out_accepts_it() {
         .build()
         .unwrap();
     let data = payload(1000);
-    let (_, got, _) = echo_client(&mut io, insecure.session("localhost").unwrap(), data.clone());
+    let (_, got, _) = echo_client(
+        &mut io,
+        insecure.session("localhost").unwrap(),
+        data.clone(),
+    );
     assert!(net.run_until_idle(&mut io, false, 10_000));
     assert_eq!(got.borrow_mut().take(), Some(Ok(data)));
 }
@@ -300,7 +333,10 @@ fn a_required_client_certificate_is_checked() {
         .unwrap();
     let without = TlsConnector::from_ca_pem(server.ca.as_bytes()).unwrap();
     let (_, server_closes) = failed_pair(without, "localhost", acceptor.clone());
-    assert_eq!(server_closes, vec![CloseReason::Tls(TlsFailure::NoCertificate)]);
+    assert_eq!(
+        server_closes,
+        vec![CloseReason::Tls(TlsFailure::NoCertificate)]
+    );
     let with = TlsConnector::builder()
         .ca_pem(server.ca.as_bytes())
         .client_certificate(client.chain.as_bytes(), client.key.as_bytes())
@@ -329,7 +365,8 @@ fn shutdown_write_sends_close_notify_and_the_peer_reads_end_of_file() {
     });
     let connector = TlsConnector::from_ca_pem(p.ca.as_bytes()).unwrap();
     let id = io.connect(ADDR.into(), None, |_, _| {});
-    io.start_tls(id, connector.session("localhost").unwrap()).unwrap();
+    io.start_tls(id, connector.session("localhost").unwrap())
+        .unwrap();
     io.write(id, &b"last words"[..]).unwrap();
     io.shutdown_write(id).unwrap();
     assert!(net.run_until_idle(&mut io, false, 10_000));
@@ -337,7 +374,10 @@ fn shutdown_write_sends_close_notify_and_the_peer_reads_end_of_file() {
         all.borrow_mut().take(),
         Some(Ok(Bytes::from_static(b"last words")))
     );
-    assert!(net.conn(id).write_shutdown, "TCP half-close after close_notify");
+    assert!(
+        net.conn(id).write_shutdown,
+        "TCP half-close after close_notify"
+    );
 }
 
 #[test]
@@ -356,7 +396,11 @@ fn plaintext_over_max_buffer_size_closes_with_buffer_full() {
         io.read_until(s, &b"\n"[..], None, |_, _| {}).unwrap();
     });
     let connector = TlsConnector::from_ca_pem(p.ca.as_bytes()).unwrap();
-    let (_, _, _) = echo_client(&mut io, connector.session("localhost").unwrap(), payload(50_000));
+    let (_, _, _) = echo_client(
+        &mut io,
+        connector.session("localhost").unwrap(),
+        payload(50_000),
+    );
     assert!(net.run_until_idle(&mut io, false, 100_000));
     assert_eq!(*closed.borrow(), Some(CloseReason::BufferFull));
 }
@@ -417,7 +461,8 @@ fn a_file_range_goes_through_the_tls_writer_not_sendfile() {
     });
     let connector = TlsConnector::from_ca_pem(p.ca.as_bytes()).unwrap();
     let id = io.connect(ADDR.into(), None, |_, _| {});
-    io.start_tls(id, connector.session("localhost").unwrap()).unwrap();
+    io.start_tls(id, connector.session("localhost").unwrap())
+        .unwrap();
     let all: Slot<Result<Bytes, StreamError>> = Rc::default();
     let a = all.clone();
     io.read_until_close(id, move |_, r| *a.borrow_mut() = Some(r))
@@ -456,5 +501,63 @@ fn fuzz_entry_survives_garbage_and_a_truncated_hello() {
     assert_eq!(
         fuzz_entry::feed_server(&acceptor, &[0x16, 3, 1, 0, 200, 1], &[1]),
         Some(CloseReason::Eof)
+    );
+}
+
+#[test]
+fn https_server_and_client_keep_alive_over_one_tls_connection() {
+    use crate::http::{ClientConfig, HeaderBlock, HttpClient, HttpConfig, HttpRequest, HttpServer};
+    let p = pki(&["localhost"]);
+    let (mut io, mut net) = new_loop();
+    let config = HttpConfig {
+        tls: Some(TlsAcceptor::from_pem(p.chain.as_bytes(), p.key.as_bytes()).unwrap()),
+        ..HttpConfig::default()
+    };
+    let headers = HeaderBlock::new(http::HeaderMap::new());
+    let server = HttpServer::with_config(
+        config,
+        move |io: &mut IoLoop, req: crate::http::Request, resp: crate::http::Responder| {
+            let body = format!("{:?} {}", req.protocol(), req.path());
+            let _ = resp.respond(io, http::StatusCode::OK, &headers, Bytes::from(body));
+        },
+    );
+    server.listen(&mut io, ADDR.into(), ListenOptions::default());
+    let client = HttpClient::new(ClientConfig {
+        tls: Some(TlsConnector::from_ca_pem(p.ca.as_bytes()).unwrap()),
+        ..ClientConfig::default()
+    });
+    let bodies: Rc<RefCell<Vec<String>>> = Rc::default();
+    for path in ["/one", "/two"] {
+        let b = bodies.clone();
+        let url = format!("https://localhost:8443{path}");
+        client.fetch(&mut io, HttpRequest::get(url), move |_, r| {
+            let r = r.expect("fetched over TLS");
+            b.borrow_mut()
+                .push(String::from_utf8_lossy(&r.body).into_owned());
+        });
+        assert!(net.run_until_idle(&mut io, false, 100_000));
+    }
+    assert_eq!(*bodies.borrow(), vec!["Https /one", "Https /two"]);
+    assert_eq!(
+        client.stats().connections_opened,
+        1,
+        "the TLS connection was pooled"
+    );
+    let plain = HttpClient::new(ClientConfig::default());
+    let failed: Slot<crate::http::FetchResult> = Rc::default();
+    let f = failed.clone();
+    plain.fetch(
+        &mut io,
+        HttpRequest::get("https://localhost:8443/"),
+        move |_, r| *f.borrow_mut() = Some(r),
+    );
+    assert!(net.run_until_idle(&mut io, false, 100_000));
+    let err = failed.borrow_mut().take().unwrap().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            crate::http::HttpError::Tls(TlsFailure::BadCertificate(_))
+        ),
+        "verification is on by default: {err}"
     );
 }
