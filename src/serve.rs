@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use eddy_core::file::FileSystem;
+use eddy_core::tls::TlsAcceptor;
 use eddy_drivers::{DriverConfig, OsFiles};
 use eddy_web::{
     Application, Exchange, HttpError, LogFunction, RequestHandler, RequestLog, Route, Settings,
@@ -42,6 +43,23 @@ pub struct ServeArgs {
     /// No access log.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+/// The TLS options of `--cert`/`--key`, read and checked (`None` without them).
+pub fn tls_options(args: &ServeArgs) -> Result<Option<TlsAcceptor>, String> {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Ok(None);
+    };
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let acceptor = TlsAcceptor::from_pem(&read(cert)?, &read(key)?)
+        .map_err(|e| format!("--cert/--key: {e}"))?;
+    Ok(Some(acceptor))
 }
 
 /// `GET /hello`: a quick check that the server answers.
@@ -57,10 +75,20 @@ impl RequestHandler for Hello {
 
 /// The application `eddy serve` runs on each loop: `/hello`, then every file below `files`.
 pub fn serve_application(files: &StaticFiles, log: Option<LogFunction>) -> Application {
-    let settings = Settings {
+    serve_application_tls(files, log, None)
+}
+
+/// [`serve_application`], over HTTPS when `tls` is given.
+pub fn serve_application_tls(
+    files: &StaticFiles,
+    log: Option<LogFunction>,
+    tls: Option<TlsAcceptor>,
+) -> Application {
+    let mut settings = Settings {
         log_function: log,
         ..Settings::default()
     };
+    settings.http.tls = tls;
     let routes = vec![Route::new("/hello", || Hello), files.route("/")];
     Application::try_new(routes, settings).expect("the routes compile")
 }
@@ -128,10 +156,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         });
         log
     });
+    let tls = match tls_options(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("eddy serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let https = tls.is_some();
     let files = serve_files(fs, args.hidden);
     let addr = SocketAddr::new(args.bind, args.port);
     let setup = move |io: &mut eddy_core::IoLoop, addr: SocketAddr| {
-        let app = serve_application(&files, log.clone());
+        let app = serve_application_tls(&files, log.clone(), tls.clone());
         app.listen(io, addr, shared_listen_options());
     };
     let server = match eddy_drivers::spawn_threads(&config, usize::from(args.threads), addr, setup)
@@ -142,7 +178,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("{}", banner(server.local_addr()));
+    let line = banner(server.local_addr());
+    match https {
+        true => println!(
+            "{}",
+            line.replace("HTTP", "HTTPS").replace("http://", "https://")
+        ),
+        false => println!("{line}"),
+    }
     match server.wait_for_signals(eddy_drivers::DEFAULT_GRACE) {
         Ok(()) => {
             eprintln!("Stopped: requests in flight were finished.");

@@ -22,6 +22,7 @@
 mod config;
 mod crypto;
 mod failure;
+pub mod fixture;
 pub mod fuzz_entry;
 mod layer;
 
