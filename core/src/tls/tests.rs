@@ -492,16 +492,46 @@ fn bad_pem_is_a_typed_error() {
 }
 
 #[test]
-fn fuzz_entry_survives_garbage_and_a_truncated_hello() {
-    let acceptor = acceptor();
+fn fuzz_entry_names_plain_text_and_a_truncated_hello() {
     assert_eq!(
-        fuzz_entry::feed_server(&acceptor, b"GET / HTTP/1.0\r\n\r\n", &[3]),
+        fuzz_entry::feed(false, b"GET / HTTP/1.0\r\n\r\n", 3),
         Some(CloseReason::Tls(TlsFailure::NotTls))
     );
     assert_eq!(
-        fuzz_entry::feed_server(&acceptor, &[0x16, 3, 1, 0, 200, 1], &[1]),
+        fuzz_entry::feed(false, &[0x16, 3, 1, 0, 200, 1], 1),
         Some(CloseReason::Eof)
     );
+    fuzz_entry::tls_input(b"\x07GET / HTTP/1.0\r\n\r\n");
+}
+
+/// Writes real first flights into the fuzz corpus (run with `--ignored` to refresh it).
+#[test]
+#[ignore]
+fn write_fuzz_corpus_flights() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tls_input");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, versions) in [
+        ("client_hello_tls13", &[&rustls::version::TLS13][..]),
+        ("client_hello_tls12", &[&rustls::version::TLS12][..]),
+    ] {
+        let c = fixture::connector();
+        let c = TlsConnector::builder()
+            .ca_pem(fixture::CA_PEM.as_bytes())
+            .versions(versions)
+            .build()
+            .unwrap_or(c);
+        let layer = TlsLayer::new(c.session("localhost").unwrap().connect().unwrap());
+        let mut data = vec![0x00];
+        data.extend_from_slice(layer.outgoing());
+        std::fs::write(dir.join(name), &data).unwrap();
+        // The server's answer, as input to a client.
+        let mut server = TlsLayer::new(fixture::acceptor().session().connect().unwrap());
+        server.incoming_mut().extend_from_slice(layer.outgoing());
+        server.process(&mut bytes::BytesMut::new());
+        let mut answer = vec![0x01];
+        answer.extend_from_slice(server.outgoing());
+        std::fs::write(dir.join(format!("server_flight_{name}")), &answer).unwrap();
+    }
 }
 
 #[test]
