@@ -591,3 +591,28 @@ fn https_server_and_client_keep_alive_over_one_tls_connection() {
         "verification is on by default: {err}"
     );
 }
+
+#[test]
+fn async_streams_run_over_tls_unchanged() {
+    use crate::task::TcpStream;
+    let p = pki(&["localhost"]);
+    let (mut io, mut net) = new_loop();
+    echo_server(
+        &mut io,
+        TlsAcceptor::from_pem(p.chain.as_bytes(), p.key.as_bytes()).unwrap(),
+    );
+    let connector = TlsConnector::from_ca_pem(p.ca.as_bytes()).unwrap();
+    let got: Slot<Vec<u8>> = Rc::default();
+    let g = got.clone();
+    io.spawn_detached(async move {
+        let mut s = TcpStream::connect(ADDR.into()).await.expect("connect");
+        s.start_tls(connector.session("localhost").unwrap())
+            .unwrap();
+        s.write(payload(70_000)).unwrap();
+        s.flush().await.expect("flushed through TLS");
+        let echoed = s.read_exact(70_000).await.expect("echo");
+        *g.borrow_mut() = Some(echoed.to_vec());
+    });
+    assert!(net.run_until_idle(&mut io, false, 100_000));
+    assert_eq!(got.borrow_mut().take(), Some(payload(70_000).to_vec()));
+}
