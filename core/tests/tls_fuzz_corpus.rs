@@ -1,5 +1,7 @@
 //! Replays the committed `tls_input` fuzz corpus (`fuzz/corpus/tls_input`) through the
 //! target's entry point, so every seed (and every crash ever found) runs in `cargo test`.
+//! The `client_hello_*` seeds are rustls 0.23 first flights (control byte 0 then the
+//! records); `server_flight_*` are a server's answers to them, fed to a client (byte 1).
 
 use std::path::PathBuf;
 
