@@ -1072,6 +1072,11 @@ impl IoLoop {
                             // Encrypt what the round queued, so writable means bytes to send.
                             crate::tls::set_loop_time(unix_nanos);
                             e.stream.encrypt_queued();
+                            if let Some(kind) = e.stream.take_write_error() {
+                                // A file range failed to read: the stream ends with its error.
+                                self.close_stream(stream, CloseReason::from_io(kind));
+                                continue;
+                            }
                         }
                         if !e.close_queued {
                             let interest = e.stream.interest();

@@ -17,6 +17,8 @@ use super::failure::TlsFailure;
 pub const TLS_OUT_HIGH_WATER: usize = 64 * 1024;
 /// An emptied output buffer larger than this is freed (idle connections stay small).
 const OUT_KEEP: usize = 32 * 1024;
+/// An emptied input buffer larger than this is freed.
+const IN_KEEP: usize = 8 * 1024;
 /// Most plaintext handed to rustls in one call (four full records).
 const ENCRYPT_STEP: usize = 4 * 16 * 1024;
 /// Most `write_tls` calls per drain; each moves at least one queued record.
@@ -170,6 +172,9 @@ impl TlsLayer {
         }
         if self.peer_closed {
             self.incoming.clear(); // nothing after close_notify counts (RFC 8446 §6.1)
+        }
+        if self.incoming.is_empty() && self.incoming.capacity() > IN_KEEP {
+            self.incoming = BytesMut::new(); // an idle connection keeps no big read buffer
         }
         self.drain_output();
     }
