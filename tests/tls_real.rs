@@ -381,3 +381,46 @@ fn the_client_reports_a_closed_handshake_as_a_tls_or_connection_error() {
     // The peer closed (or reset, having unread bytes) mid-handshake: a connection error.
     assert!(err.contains("closed") || err.contains("reset"), "{err}");
 }
+
+#[test]
+fn eddy_serve_with_cert_and_key_serves_the_application_over_https() {
+    use std::io::BufRead;
+    let pki = PkiFiles::new("serve");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "over TLS\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--quiet", "--port", "0"])
+        .args(["--cert", &pki.path("server.pem"), "--key", &pki.path("server.key")])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("eddy serve starts");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("Serving HTTPS on 127.0.0.1 port "), "{line}");
+    let port = line.split_whitespace().nth(5).unwrap().to_owned();
+    let url = format!("https://localhost:{port}/a.txt");
+    let (code, out, err) = eddy_fetch(&["--cacert", &pki.path("ca.pem"), &url]);
+    let (plain_code, _, _) = eddy_fetch(&["--timeout", "5", &url.replace("https", "http")]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "over TLS\n");
+    assert_eq!(plain_code, 1, "plain HTTP to the HTTPS port fails");
+}
+
+#[test]
+fn eddy_serve_refuses_a_key_that_is_not_a_key() {
+    let pki = PkiFiles::new("serve-bad");
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["serve", "--port", "0", "--cert", &pki.path("server.pem")])
+        .args(["--key", &pki.path("server.pem")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no private key"), "{err}");
+}
