@@ -9,6 +9,7 @@ pub use eddy_drivers as drivers;
 pub use eddy_sim as sim;
 pub use eddy_web as web;
 
+pub mod chat;
 pub mod echo;
 pub mod echo_async;
 pub mod fetch;

@@ -85,6 +85,14 @@ struct SimArgs {
     /// Write that trace as JSON lines here.
     #[arg(long, value_name = "FILE")]
     trace_lines: Option<String>,
+    /// Run only the K-th of N disjoint slices of the seeds (0 <= K < N), e.g. one pod of
+    /// an indexed job; the slices' results together are the whole range's.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
+    /// Write one JSON line per seed on stdout (seed, outcome, failure, trace hash: nothing
+    /// that varies between runs); the summary goes to stderr.
+    #[arg(long)]
+    json: bool,
     /// List the scenarios.
     #[arg(long)]
     list: bool,
@@ -128,6 +136,43 @@ fn parse_range(s: &str) -> Result<Range<u64>, String> {
             Ok(a..a + 1)
         }
     }
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("wants K/N with 0 <= K < N, got {s:?}");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n): (u64, u64) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if n == 0 || k >= n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// The `k`-th of `n` contiguous, disjoint slices of `seeds` (some may be empty).
+fn shard_of(seeds: &Range<u64>, (k, n): (u64, u64)) -> Range<u64> {
+    let len = u128::from(seeds.end - seeds.start);
+    let at = |i: u64| seeds.start + (len * u128::from(i) / u128::from(n)) as u64;
+    at(k)..at(k + 1)
+}
+
+/// One seed's result as a JSON line.
+fn json_line(seed: u64, result: &SeedOutcome) -> String {
+    let value = match result {
+        SeedOutcome::Passed(hash) => serde_json::json!({
+            "seed": seed, "outcome": "pass", "failure": null,
+            "trace_hash": format!("{hash:016x}"),
+        }),
+        SeedOutcome::Failed(message) => serde_json::json!({
+            "seed": seed, "outcome": "fail", "failure": message, "trace_hash": null,
+        }),
+    };
+    value.to_string()
+}
+
+/// What one seed gave.
+enum SeedOutcome {
+    Passed(u64),
+    Failed(String),
 }
 
 /// How `eddy sim` shows progress: a bar on a terminal, a line every few seconds otherwise.
@@ -226,7 +271,11 @@ fn sim(a: SimArgs) -> ExitCode {
     }
     let name = scenario.name;
     let replay_extra = extra.clone();
-    let total = a.seeds.end - a.seeds.start;
+    let seeds = match a.shard {
+        Some(shard) => shard_of(&a.seeds, shard),
+        None => a.seeds.clone(),
+    };
+    let total = seeds.end - seeds.start;
     // Threads finish seeds in any order; the shown count only goes up.
     let progress = std::sync::Mutex::new((Progress::new(a.quiet, total, name), 0u64));
     let mut run = SeedRun {
@@ -253,48 +302,66 @@ fn sim(a: SimArgs) -> ExitCode {
     }
     let opts_ref = &opts;
     let determinism = a.check_determinism;
-    let hashes = std::sync::Mutex::new(std::collections::BTreeMap::new());
-    let summary = run_seeds(a.seeds.clone(), &run, |seed| {
+    let outcomes = std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let summary = run_seeds(seeds.clone(), &run, |seed| {
         let result = if determinism {
             check_determinism(seed, |s| (scenario.run)(s, opts_ref))
         } else {
             (scenario.run)(seed, opts_ref)
         };
-        let hash = result.as_ref().ok().map(|r| r.trace_hash);
-        hashes
+        let outcome = match &result {
+            Ok(r) => SeedOutcome::Passed(r.trace_hash),
+            Err(e) => SeedOutcome::Failed(e.to_string()),
+        };
+        outcomes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(seed, hash);
+            .insert(seed, outcome);
         result
     });
+    let outcomes = outcomes.into_inner().unwrap_or_else(|e| e.into_inner());
+    if a.json {
+        for (seed, outcome) in &outcomes {
+            println!("{}", json_line(*seed, outcome));
+        }
+    }
     if a.hashes {
-        for (seed, hash) in hashes.into_inner().unwrap_or_else(|e| e.into_inner()) {
-            match hash {
-                Some(h) => println!("seed {seed}: trace hash {h:016x}"),
-                None => println!("seed {seed}: failed"),
+        for (seed, outcome) in &outcomes {
+            match outcome {
+                SeedOutcome::Passed(h) => println!("seed {seed}: trace hash {h:016x}"),
+                SeedOutcome::Failed(_) => println!("seed {seed}: failed"),
             }
         }
     }
+    // With --json, stdout holds only the JSON lines.
+    let json = a.json;
+    let say = |line: String| {
+        if json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
     let virt = summary.virtual_time.as_secs_f64();
     let wall = summary.wall.as_secs_f64();
-    println!(
+    say(format!(
         "{name}: {} seeds, {} failed; wall {:.2} s, virtual {:.1} s ({:.0}x real time)",
         summary.runs,
         summary.failures.len(),
         wall,
         virt,
         virt / wall.max(1e-9)
-    );
+    ));
     if summary.runs < total {
-        println!("(EDDY_SEED narrowed the range)");
+        say("(EDDY_SEED narrowed the range)".to_owned());
     }
     for (e, cmd) in summary.failures.iter().take(10) {
-        println!("  FAILED {e}\n    replay: {cmd}");
+        say(format!("  FAILED {e}\n    replay: {cmd}"));
     }
     if a.trace.is_some() || a.trace_lines.is_some() {
         let seed = summary
             .first_failure()
-            .map_or(a.seeds.start, |(e, _)| e.seed());
+            .map_or(seeds.start, |(e, _)| e.seed());
         let traced = ScenarioOptions {
             trace: true,
             ..opts.clone()

@@ -4,7 +4,8 @@
 //!
 //! It owns the options, the start-up line, the access log (one line per request on stderr)
 //! and the wiring: one [`OsFiles`] shared by `--threads` share-nothing loops, each with its
-//! own application and SO_REUSEPORT listener; SIGINT/SIGTERM stop it gracefully.
+//! own application and SO_REUSEPORT listener (or the socket systemd passed in, see
+//! `eddy_drivers::activation`); SIGINT/SIGTERM stop it gracefully.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -15,8 +16,8 @@ use eddy_core::file::FileSystem;
 use eddy_core::tls::TlsAcceptor;
 use eddy_drivers::{DriverConfig, OsFiles};
 use eddy_web::{
-    Application, Exchange, HttpError, LogFunction, RequestHandler, RequestLog, Route, Settings,
-    StaticFiles,
+    Application, Exchange, HttpError, LogFunction, Metrics, RequestHandler, RequestLog, Route,
+    Settings, StaticFiles,
 };
 
 use crate::server_args::shared_listen_options;
@@ -43,6 +44,22 @@ pub struct ServeArgs {
     /// No access log.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Also answer `/healthz` and `/metrics` (Prometheus text).
+    #[arg(long)]
+    pub metrics: bool,
+    /// Listen on a unix domain socket at PATH instead of TCP (behind a local proxy).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["port", "bind"])]
+    pub unix: Option<String>,
+    /// The unix socket's permission bits, in octal.
+    #[arg(long, default_value = "660", value_parser = parse_mode, requires = "unix")]
+    pub unix_mode: u32,
+    /// Behind a proxy: take the client's address and scheme from `X-Real-IP`,
+    /// `X-Forwarded-For` and `X-Forwarded-Proto`.
+    #[arg(long)]
+    pub xheaders: bool,
+    /// A proxy allowed to set those headers (repeatable); with none listed, any peer may.
+    #[arg(long, value_name = "IP", requires = "xheaders")]
+    pub trusted_proxy: Vec<IpAddr>,
     /// Serve HTTPS with this PEM certificate chain (leaf first); needs --key.
     #[arg(long, value_name = "FILE", requires = "key")]
     pub cert: Option<PathBuf>,
@@ -62,6 +79,13 @@ pub fn tls_options(args: &ServeArgs) -> Result<Option<TlsAcceptor>, String> {
     Ok(Some(acceptor))
 }
 
+fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("wants octal permission bits such as 660, got {s:?}"))
+}
+
 /// `GET /hello`: a quick check that the server answers.
 struct Hello;
 
@@ -73,23 +97,32 @@ impl RequestHandler for Hello {
     }
 }
 
-/// The application `eddy serve` runs on each loop: `/hello`, then every file below `files`.
-pub fn serve_application(files: &StaticFiles, log: Option<LogFunction>) -> Application {
-    serve_application_tls(files, log, None)
-}
-
-/// [`serve_application`], over HTTPS when `tls` is given.
-pub fn serve_application_tls(
+/// The application `eddy serve` runs on each loop: `/hello`, with `metrics` `/healthz` and
+/// `/metrics`, then every file below `files`.
+pub fn serve_application(
     files: &StaticFiles,
     log: Option<LogFunction>,
-    tls: Option<TlsAcceptor>,
+    metrics: Option<&Metrics>,
 ) -> Application {
-    let mut settings = Settings {
+    serve_application_with(files, log, metrics, eddy_core::http::HttpConfig::default())
+}
+
+/// [`serve_application`] with the HTTP server's settings (xheaders, limits).
+pub fn serve_application_with(
+    files: &StaticFiles,
+    log: Option<LogFunction>,
+    metrics: Option<&Metrics>,
+    http: eddy_core::http::HttpConfig,
+) -> Application {
+    let settings = Settings {
         log_function: log,
+        metrics: metrics.cloned(),
+        http,
         ..Settings::default()
     };
-    settings.http.tls = tls;
-    let routes = vec![Route::new("/hello", || Hello), files.route("/")];
+    let mut routes = vec![Route::new("/hello", || Hello)];
+    routes.extend(metrics.map(Metrics::routes).unwrap_or_default());
+    routes.push(files.route("/"));
     Application::try_new(routes, settings).expect("the routes compile")
 }
 
@@ -140,13 +173,17 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let config = match DriverConfig::from_env() {
+    let mut config = match DriverConfig::from_env() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("eddy serve: {e}");
             return ExitCode::from(2);
         }
     };
+    // A socket passed in by systemd or a supervisor replaces --bind/--port.
+    let inherited = eddy_drivers::activation::listen_fds();
+    let passed_addr = inherited.first().map(|l| l.addr);
+    config.inherited_listeners = inherited;
     let log: Option<LogFunction> = (!args.quiet).then(|| {
         let log: LogFunction = Arc::new(|entry: &RequestLog<'_>| {
             let secs = std::time::SystemTime::now()
@@ -165,26 +202,50 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     let https = tls.is_some();
     let files = serve_files(fs, args.hidden);
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = passed_addr.unwrap_or_else(|| SocketAddr::new(args.bind, args.port));
+    let metrics = args.metrics.then(Metrics::new);
+    if args.unix.is_some() && args.threads > 1 {
+        eprintln!("eddy serve: --unix serves one loop (a unix socket has one accept queue)");
+        return ExitCode::from(2);
+    }
+    let http = eddy_core::http::HttpConfig {
+        xheaders: args.xheaders,
+        trusted_downstream: args.trusted_proxy.clone(),
+        tls,
+        ..eddy_core::http::HttpConfig::default()
+    };
+    let unix = args.unix.clone().map(|path| (path, args.unix_mode));
     let setup = move |io: &mut eddy_core::IoLoop, addr: SocketAddr| {
-        let app = serve_application_tls(&files, log.clone(), tls.clone());
-        app.listen(io, addr, shared_listen_options());
+        let app = serve_application_with(&files, log.clone(), metrics.as_ref(), http.clone());
+        match &unix {
+            Some((path, mode)) => {
+                app.listen_unix(io, path, *mode, eddy_core::ListenOptions::default());
+            }
+            None => {
+                app.listen(io, addr, shared_listen_options());
+            }
+        }
     };
     let server = match eddy_drivers::spawn_threads(&config, usize::from(args.threads), addr, setup)
     {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("eddy serve: cannot listen on {addr}: {e}");
+            match (&args.unix, e) {
+                (Some(path), eddy_drivers::DriverError::Bind { kind, .. }) => {
+                    eprintln!("eddy serve: cannot listen on unix socket {path}: {kind}");
+                }
+                (_, e) => eprintln!("eddy serve: {e}"),
+            }
             return ExitCode::FAILURE;
         }
     };
-    let line = banner(server.local_addr());
-    match https {
-        true => println!(
-            "{}",
-            line.replace("HTTP", "HTTPS").replace("http://", "https://")
-        ),
-        false => println!("{line}"),
+    match &args.unix {
+        Some(path) => println!("Serving HTTP on unix socket {path} ..."),
+        None if https => {
+            let line = banner(server.local_addr());
+            println!("{}", line.replace("HTTP", "HTTPS").replace("http://", "https://"));
+        }
+        None => println!("{}", banner(server.local_addr())),
     }
     match server.wait_for_signals(eddy_drivers::DEFAULT_GRACE) {
         Ok(()) => {

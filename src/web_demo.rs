@@ -50,6 +50,7 @@ pub fn app(cookie_secret: &[u8]) -> Application {
             Route::new(r"/status/(\d+)", || Status),
             Route::new("/upload", || Upload),
             Route::new("/reverse", || Reverse),
+            Route::websocket("/ws", || WsEcho),
         ],
         settings,
     )
@@ -257,6 +258,18 @@ impl RequestHandler for Reverse {
         ex.set_header("content-type", "text/plain; charset=UTF-8")?;
         ex.write(url);
         Ok(())
+    }
+}
+
+/// `/ws`: a WebSocket echo (text as text, binary as binary) at the default limits.
+struct WsEcho;
+impl eddy_web::WebSocketHandler for WsEcho {
+    async fn on_message(
+        &mut self,
+        ws: &eddy_web::websocket::WebSocket,
+        message: eddy_web::websocket::Message,
+    ) {
+        let _ = ws.send(message).await; // waits while the client reads slowly
     }
 }
 

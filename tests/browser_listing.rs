@@ -63,7 +63,7 @@ fn the_directory_page_shows_its_names_in_a_real_browser() {
         1,
         ([127, 0, 0, 1], 0).into(),
         move |io, addr| {
-            serve_application(&files, None).listen(
+            serve_application(&files, None, None).listen(
                 io,
                 addr,
                 eddy::server_args::shared_listen_options(),

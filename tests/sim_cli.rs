@@ -117,3 +117,56 @@ fn sim_progress_is_plain_lines_off_a_terminal_and_absent_with_quiet() {
     assert!(!text.contains("20/20"), "{text}");
     assert!(text.contains("echo: 20 seeds, 0 failed"), "{text}");
 }
+
+fn eddy_stdout(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .env_remove("EDDY_SEED")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn three_shards_of_a_range_merge_into_the_unsharded_run_line_for_line() {
+    let base = [
+        "sim",
+        "--scenario",
+        "buggy_echo",
+        "--seeds",
+        "0..300",
+        "--json",
+    ];
+    let (_, whole) = eddy_stdout(&base);
+    let whole: Vec<&str> = whole.lines().collect();
+    assert_eq!(whole.len(), 300, "one line per seed");
+    assert!(
+        whole.iter().any(|l| l.contains("\"outcome\":\"fail\"")),
+        "failures included"
+    );
+    assert!(whole.iter().any(|l| l.contains("\"outcome\":\"pass\"")));
+    let mut merged: Vec<String> = Vec::new();
+    for k in 0..3 {
+        let shard = format!("{k}/3");
+        let mut args = base.to_vec();
+        args.extend(["--shard", &shard]);
+        let (_, lines) = eddy_stdout(&args);
+        let lines: Vec<String> = lines.lines().map(str::to_owned).collect();
+        assert!(
+            (99..=101).contains(&lines.len()),
+            "shard {k}: {} lines",
+            lines.len()
+        );
+        merged.extend(lines);
+    }
+    merged.sort_by_key(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["seed"].as_u64().unwrap()
+    });
+    assert_eq!(merged, whole);
+    let (ok, text) = eddy(&["sim", "--scenario", "echo", "--shard", "3/3"]);
+    assert!(!ok && text.contains("wants K/N"), "{text}");
+}

@@ -41,7 +41,7 @@ fn a_one_gib_download_keeps_memory_flat_on_mio_and_poll() {
             1,
             ([127, 0, 0, 1], 0).into(),
             move |io, addr| {
-                serve_application(&files, None).listen(
+                serve_application(&files, None, None).listen(
                     io,
                     addr,
                     eddy::server_args::shared_listen_options(),

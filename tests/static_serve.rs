@@ -107,7 +107,7 @@ fn start(kind: eddy::drivers::DriverKind, root: &std::path::Path) -> ThreadServe
         1,
         ([127, 0, 0, 1], 0).into(),
         move |io, addr| {
-            serve_application(&files, None).listen(
+            serve_application(&files, None, None).listen(
                 io,
                 addr,
                 eddy::server_args::shared_listen_options(),
@@ -306,7 +306,7 @@ fn getter(backend: Backend) -> Getter {
             fs.write("digits.txt", digits).unwrap();
             fs.write("page.css", page_css()).unwrap();
             let files = serve_files(Arc::new(fs), false);
-            let mut client = TestClient::new(serve_application(&files, None));
+            let mut client = TestClient::new(serve_application(&files, None, None));
             Box::new(move |path, extra| {
                 let headers: Vec<(&str, &str)> = extra
                     .split("\r\n")

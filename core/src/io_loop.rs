@@ -100,6 +100,12 @@ pub trait StreamHandler {
     fn on_readable(&mut self, io: &mut IoLoop, stream: StreamId, buf: &mut BytesMut, eof: bool);
     /// The stream closed; the handler is dropped afterwards.
     fn on_close(&mut self, io: &mut IoLoop, stream: StreamId, reason: CloseReason);
+    /// The loop is draining before a graceful stop ([`IoLoop::drain_streams`]): finish the
+    /// exchange in progress, then close; close at once if the protocol is idle. The
+    /// default does nothing (the stream is closed when the grace period ends).
+    fn on_drain(&mut self, io: &mut IoLoop, stream: StreamId) {
+        let _ = (io, stream);
+    }
 }
 /// A clock the driver may lend for the slow-callback warning; the core never reads one itself.
 pub type Clock = Box<dyn Fn() -> Instant>;
@@ -252,6 +258,20 @@ pub enum IoAction {
         /// Socket options.
         options: ListenOptions,
     },
+    /// Bind and listen on a unix domain socket at `path` (Tornado's `bind_unix_socket`);
+    /// answer with [`IoLoop::handle_listening`]. A stale socket file there is replaced, a
+    /// live one (something accepts on it) is an `AddrInUse` error. Accepted peers are
+    /// reported as `0.0.0.0:0`.
+    ListenUnix {
+        /// The listener.
+        listener: ListenerId,
+        /// The socket file's path.
+        path: String,
+        /// The socket file's permission bits (`0o600`, say).
+        mode: u32,
+        /// Socket options (the backlog; `reuse_port` does not apply).
+        options: ListenOptions,
+    },
     /// Stop listening and close the listening socket.
     CloseListener {
         /// The listener.
@@ -360,6 +380,8 @@ struct Lifecycle {
 
 struct ListenerEntry {
     addr: SocketAddr,
+    /// A unix domain socket's path and mode, instead of `addr`.
+    unix: Option<(String, u32)>,
     options: ListenOptions,
     bound: Option<Result<SocketAddr, io::ErrorKind>>,
     on_accept: Option<AcceptCallback>,
@@ -779,6 +801,31 @@ impl IoLoop {
     ) -> ListenerId {
         let key = self.listeners.insert(ListenerEntry {
             addr,
+            unix: None,
+            options,
+            bound: None,
+            on_accept: Some(Box::new(on_accept)),
+            origin: Origin::here(),
+            closed: false,
+            on_bound: None,
+        });
+        let id = ListenerId(key);
+        self.actions.push_back(PendingAction::Listen(id));
+        id
+    }
+
+    /// Listens on a unix domain socket at `path` with permission bits `mode` (Tornado's
+    /// `bind_unix_socket`); accepted streams work as TCP ones, with peer `0.0.0.0:0`.
+    pub fn listen_unix(
+        &mut self,
+        path: &str,
+        mode: u32,
+        options: ListenOptions,
+        on_accept: impl FnMut(&mut IoLoop, StreamId, SocketAddr) + 'static,
+    ) -> ListenerId {
+        let key = self.listeners.insert(ListenerEntry {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            unix: Some((path.to_owned(), mode)),
             options,
             bound: None,
             on_accept: Some(Box::new(on_accept)),
@@ -1047,10 +1094,18 @@ impl IoLoop {
                 PendingAction::Listen(id) => {
                     if let Some(l) = self.listeners.get(id.0) {
                         if !l.closed {
-                            return Some(IoAction::Listen {
-                                listener: id,
-                                addr: l.addr,
-                                options: l.options,
+                            return Some(match &l.unix {
+                                Some((path, mode)) => IoAction::ListenUnix {
+                                    listener: id,
+                                    path: path.clone(),
+                                    mode: *mode,
+                                    options: l.options,
+                                },
+                                None => IoAction::Listen {
+                                    listener: id,
+                                    addr: l.addr,
+                                    options: l.options,
+                                },
                             });
                         }
                     }
@@ -1857,6 +1912,33 @@ impl IoLoop {
                 }
             }
             TaskKind::Poll(header) => self.poll_task(header),
+        }
+    }
+
+    /// True when a [`StreamHandler`] (a protocol such as HTTP) owns the stream.
+    pub fn has_stream_handler(&self, id: StreamId) -> bool {
+        self.streams.get(id.0).is_some_and(|e| e.handler.is_some())
+    }
+
+    /// Asks every stream's handler to finish what it is doing and close
+    /// ([`StreamHandler::on_drain`]): the first step of a graceful stop, after the listeners
+    /// are closed. Streams without a handler are left alone.
+    pub fn drain_streams(&mut self) {
+        let ids: Vec<StreamId> = self.stream_ids().collect();
+        for id in ids {
+            let Some(entry) = self.entry_mut(id) else {
+                continue;
+            };
+            if entry.close_queued {
+                continue;
+            }
+            let Some(mut handler) = entry.handler.take() else {
+                continue;
+            };
+            handler.on_drain(self, id);
+            if let Some(entry) = self.entry_mut(id) {
+                entry.handler.get_or_insert(handler);
+            }
         }
     }
 

@@ -196,6 +196,10 @@ impl FakeNet {
                         }
                     }
                 }
+                IoAction::ListenUnix { listener, .. } => {
+                    // The fake network is TCP only.
+                    io.handle_listening(listener, Err(io::ErrorKind::Unsupported));
+                }
                 IoAction::CloseListener { listener } => {
                     self.listeners.retain(|_, l| *l != listener);
                 }

@@ -10,12 +10,16 @@ use eddy_core::http::{HttpConfig, Protocol, Request, RequestError, ServerConn, S
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), 5555);
 
 fn request_with(config: &HttpConfig, raw: &[u8]) -> Request {
+    request_from(config, raw, PEER)
+}
+
+fn request_from(config: &HttpConfig, raw: &[u8], peer: SocketAddr) -> Request {
     let mut conn = ServerConn::new(Arc::new(config.clone()));
     let mut buf = BytesMut::from(raw);
     let ServerEvent::Head(head) = conn.poll_event(&mut buf) else {
         panic!("no head")
     };
-    let mut request = Request::new(head, PEER, false, config);
+    let mut request = Request::new(head, peer, false, config);
     let mut body = BytesMut::new();
     loop {
         match conn.poll_event(&mut buf) {
@@ -102,7 +106,8 @@ fn remote_ip_ignores_forwarding_headers_without_xheaders() {
 fn xheaders_take_last_untrusted_forwarded_for_hop() {
     let config = HttpConfig {
         xheaders: true,
-        trusted_downstream: vec!["192.168.0.1".parse().unwrap()],
+        // The proxy the request comes through, and one further in.
+        trusted_downstream: vec![PEER.ip(), "192.168.0.1".parse().unwrap()],
         ..HttpConfig::default()
     };
     let r = request_with(&config, b"GET / HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 1.1.1.1, 2.2.2.2, 192.168.0.1\r\nX-Forwarded-Proto: http, https\r\n\r\n");
@@ -117,6 +122,40 @@ fn xheaders_take_last_untrusted_forwarded_for_hop() {
     );
     assert_eq!(r.remote_ip(), PEER.ip());
     assert_eq!(r.protocol(), Protocol::Http);
+}
+
+#[test]
+fn with_listed_proxies_only_they_may_set_the_client_address() {
+    let config = HttpConfig {
+        xheaders: true,
+        trusted_downstream: vec!["10.9.9.9".parse().unwrap()],
+        ..HttpConfig::default()
+    };
+    let forged =
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n\r\n";
+    // A client connecting directly: its forged headers are ignored.
+    let r = request_with(&config, forged);
+    assert_eq!(r.remote_ip(), PEER.ip());
+    assert_eq!(r.protocol(), Protocol::Http);
+    // The listed proxy, or a local process on a unix socket (peer 0.0.0.0), is believed.
+    for proxy in ["10.9.9.9:4000", "0.0.0.0:0"] {
+        let r = request_from(&config, forged, proxy.parse().unwrap());
+        assert_eq!(
+            r.remote_ip(),
+            "6.6.6.6".parse::<IpAddr>().unwrap(),
+            "{proxy}"
+        );
+        assert_eq!(r.protocol(), Protocol::Https);
+    }
+    // Without a list, every peer is believed (Tornado's `xheaders`).
+    let open = HttpConfig {
+        xheaders: true,
+        ..HttpConfig::default()
+    };
+    assert_eq!(
+        request_with(&open, forged).remote_ip(),
+        "6.6.6.6".parse::<IpAddr>().unwrap()
+    );
 }
 
 #[test]

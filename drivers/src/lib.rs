@@ -33,6 +33,7 @@
 #[cfg(not(unix))]
 compile_error!("eddy-drivers supports Unix (Linux, macOS, the BSDs) only");
 
+pub mod activation;
 mod blocking;
 mod clock;
 mod error;
@@ -124,6 +125,9 @@ pub struct DriverConfig {
     pub force_reuse_port: bool,
     /// Settings of loops the crate creates itself ([`run_sync`], [`spawn_threads`]).
     pub loop_config: LoopConfig,
+    /// Listening sockets passed in ([`activation::listen_fds`]): a loop that asks to listen
+    /// on one's address serves a duplicate of it instead of binding.
+    pub inherited_listeners: Vec<activation::InheritedListener>,
 }
 
 impl Default for DriverConfig {
@@ -138,6 +142,7 @@ impl Default for DriverConfig {
             round_per_event: true,
             force_reuse_port: false,
             loop_config: LoopConfig::default(),
+            inherited_listeners: Vec::new(),
         }
     }
 }

@@ -168,26 +168,25 @@ impl<S: Selector> Reactor<S> {
                 mut options,
             } => {
                 options.reuse_port |= self.config.force_reuse_port;
-                let result = sys::listen(addr, options).and_then(|(sock, local)| {
-                    self.selector
-                        .register(sock.as_raw_fd(), listener_token(listener.index()))?;
-                    Ok((sock, local))
-                });
-                match result {
-                    Ok((sock, local)) => {
-                        tracing::debug!(%local, driver = S::NAME, "listening");
-                        self.put_listener(ListenerSock {
-                            id: listener,
-                            sock,
-                            ready: true, // a backlog may already wait (edge already passed)
-                            paused_until: None,
-                            backoff: self.config.accept_backoff_min,
-                            warned: false,
-                        });
-                        io.handle_listening(listener, Ok(local));
-                    }
-                    Err(e) => io.handle_listening(listener, Err(e.kind())),
-                }
+                let inherited = self
+                    .config
+                    .inherited_listeners
+                    .iter()
+                    .find(|l| l.addr == addr);
+                let bound = match inherited {
+                    Some(l) => l.duplicate().map(|sock| (sock, l.addr)),
+                    None => sys::listen(addr, options),
+                };
+                self.start_listener(io, listener, bound);
+            }
+            IoAction::ListenUnix {
+                listener,
+                path,
+                mode,
+                options,
+            } => {
+                let bound = sys::listen_unix(&path, mode, options);
+                self.start_listener(io, listener, bound);
             }
             IoAction::CloseListener { listener } => {
                 let i = listener.index() as usize;
@@ -272,6 +271,38 @@ impl<S: Selector> Reactor<S> {
             self.listeners.resize_with(i + 1, || None);
         }
         self.listeners[i] = Some(l);
+    }
+
+    /// Registers a freshly bound listener and tells the loop where it listens.
+    fn start_listener(
+        &mut self,
+        io: &mut IoLoop,
+        listener: ListenerId,
+        bound: io::Result<(Socket, std::net::SocketAddr)>,
+    ) {
+        let result = bound.and_then(|(sock, local)| {
+            self.selector
+                .register(sock.as_raw_fd(), listener_token(listener.index()))?;
+            Ok((sock, local))
+        });
+        match result {
+            Ok((sock, local)) => {
+                tracing::debug!(%local, driver = S::NAME, "listening");
+                self.put_listener(ListenerSock {
+                    id: listener,
+                    sock,
+                    ready: true, // a backlog may already wait (edge already passed)
+                    paused_until: None,
+                    backoff: self.config.accept_backoff_min,
+                    warned: false,
+                });
+                io.handle_listening(listener, Ok(local));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "listen failed");
+                io.handle_listening(listener, Err(e.kind()));
+            }
+        }
     }
 
     fn stream_mut(&mut self, id: StreamId) -> Option<&mut StreamSock> {

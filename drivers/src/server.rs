@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// How long [`serve_threads`] lets streams flush after a stop signal.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
-/// How often a graceful stop checks whether every stream has flushed.
+/// How often a graceful stop checks whether every stream has finished.
 const FLUSH_POLL: Duration = Duration::from_millis(10);
 
 /// The addresses to listen on for `host`: one per address family, first of each as resolved.
@@ -98,28 +98,39 @@ where
     Ok(ids)
 }
 
-/// Stops a loop gracefully: stop accepting, let queued writes flush for at most `grace`,
-/// then close every stream and stop the loop.
+/// Stops a loop gracefully: stop accepting, ask every connection to finish its exchange in
+/// progress and close ([`IoLoop::drain_streams`]: idle keep-alive HTTP connections close at
+/// once, busy ones after their response), wait for them for at most `grace`, then close
+/// what is left and stop the loop.
 pub fn graceful_stop(io: &mut IoLoop, grace: Duration) {
     let listeners: Vec<ListenerId> = io.listener_ids().collect();
     for id in listeners {
         io.close_listener(id);
     }
+    io.drain_streams();
     let deadline = io.now() + grace;
-    check_flushed(io, deadline);
+    check_drained(io, deadline);
 }
 
-fn check_flushed(io: &mut IoLoop, deadline: eddy_core::Instant) {
-    let flushing = io.stream_ids().any(|id| io.writing(id));
-    if !flushing || io.now() >= deadline {
-        if flushing {
-            tracing::warn!("grace period over; closing streams with unflushed writes");
+fn check_drained(io: &mut IoLoop, deadline: eddy_core::Instant) {
+    // A protocol's stream is done when it has closed; a plain callback stream when its
+    // queued writes are out.
+    let open = io
+        .stream_ids()
+        .filter(|&id| io.has_stream_handler(id) || io.writing(id))
+        .count();
+    if open == 0 || io.now() >= deadline {
+        if open > 0 {
+            tracing::warn!(
+                open,
+                "grace period over; closing the connections still open"
+            );
         }
         io.close_all();
         io.stop();
         return;
     }
-    io.call_later(FLUSH_POLL, move |io| check_flushed(io, deadline));
+    io.call_later(FLUSH_POLL, move |io| check_drained(io, deadline));
 }
 
 /// N loops on N threads, each accepting on its own SO_REUSEPORT socket; see [`spawn_threads`].

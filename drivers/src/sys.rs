@@ -44,6 +44,50 @@ pub(crate) fn listen(addr: SocketAddr, options: ListenOptions) -> io::Result<(So
     Ok((sock, local))
 }
 
+/// Binds and listens on a unix domain socket at `path` with permission bits `mode`
+/// (Tornado's `bind_unix_socket`). A socket file nobody accepts on (a crashed server's) is
+/// replaced; a live one is `AddrInUse`; anything else at the path is left alone and
+/// refused. The socket is reported at `0.0.0.0:0`.
+pub(crate) fn listen_unix(
+    path: &str,
+    mode: u32,
+    options: ListenOptions,
+) -> io::Result<(Socket, SocketAddr)> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        format!("{path}: a server is listening there"),
+                    ))
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                    std::fs::remove_file(path)?; // stale: nobody accepts on it
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{path} exists and is not a socket"),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let sock = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    sock.set_cloexec(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&SockAddr::unix(path)?)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    let backlog = i32::try_from(options.backlog).unwrap_or(i32::MAX);
+    sock.listen(backlog)?;
+    Ok((sock, (Ipv4Addr::UNSPECIFIED, 0).into()))
+}
+
 /// Accepts one connection: non-blocking, close-on-exec, TCP_NODELAY.
 pub(crate) fn accept(listener: &Socket) -> io::Result<(Socket, SocketAddr)> {
     let (sock, addr) = accept_nonblocking(listener)?;

@@ -1935,6 +1935,10 @@ impl Net {
                 addr,
                 options,
             } => self.listen(h, lp, io, listener, addr, options.reuse_port),
+            // The simulated network is TCP between hosts; unix sockets are the OS drivers'.
+            IoAction::ListenUnix { listener, .. } => {
+                io.handle_listening(listener, Err(std::io::ErrorKind::Unsupported));
+            }
             IoAction::CloseListener { listener } => {
                 let m = &mut self.loops[h as usize][lp as usize];
                 if let Some(pos) = m.listeners.iter().position(|l| l.0 == listener) {

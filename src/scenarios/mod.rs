@@ -6,6 +6,7 @@
 
 use eddy_sim::{FaultConfig, RunReport, SimError};
 
+pub mod chat;
 pub mod echo;
 pub mod http_chaos;
 pub mod timers;
@@ -82,6 +83,11 @@ pub fn all() -> &'static [Scenario] {
             name: "web_chaos",
             about: "clients browse the demo web app as tasks under faults: right answers, a signed counter that only goes up",
             run: web_chaos::run,
+        },
+        Scenario {
+            name: "chat",
+            about: "clients chat over WebSocket through eddy::chat under faults: each message reaches every session open for its span, once, in order",
+            run: chat::run,
         },
         Scenario {
             name: "timers",

@@ -14,6 +14,7 @@ use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
 use crate::error::HttpError;
 use crate::exchange::Exchange;
 use crate::handler::{Endpoint, Factory, Outcome, RequestHandler};
+use crate::metrics::Metrics;
 use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
 use crate::signed::SigningKeys;
 use crate::static_files::{StaticFileHandler, StaticFiles};
@@ -53,6 +54,8 @@ pub struct Settings {
     /// Called once per finished request instead of the `tracing` access-log line
     /// (Tornado's `log_function`).
     pub log_function: Option<LogFunction>,
+    /// Where every finished request is counted (see [`Metrics::routes`] for `/metrics`).
+    pub metrics: Option<Metrics>,
 }
 
 /// A replacement for the access log: called with each finished request.
@@ -109,6 +112,7 @@ impl Default for Settings {
             static_files: None,
             static_url_prefix: String::from("/static/"),
             log_function: None,
+            metrics: None,
         }
     }
 }
@@ -149,6 +153,18 @@ impl Route {
             pattern: pattern.to_owned(),
             name: None,
             endpoint: Rc::new(Factory(factory)),
+        }
+    }
+
+    /// A route whose GET upgrades to a WebSocket session run by handlers from `factory`.
+    pub fn websocket<H: crate::WebSocketHandler>(
+        pattern: &str,
+        factory: impl Fn() -> H + 'static,
+    ) -> Route {
+        Route {
+            pattern: pattern.to_owned(),
+            name: None,
+            endpoint: Rc::new(crate::websocket::WsFactory(factory)),
         }
     }
 
@@ -327,8 +343,32 @@ impl Application {
         addr: SocketAddr,
         options: ListenOptions,
     ) -> (HttpServer, ListenerId) {
+        let metrics = self.shared.settings.metrics.clone();
         let server = self.into_server();
         let listener = server.listen(io, addr, options);
+        if let Some(metrics) = metrics {
+            metrics.watch(io, &server);
+        }
+        (server, listener)
+    }
+}
+
+impl Application {
+    /// Serves the application on a unix domain socket at `path` (mode `0o600` for the
+    /// owner only, say), for a proxy on the same machine.
+    pub fn listen_unix(
+        self,
+        io: &mut IoLoop,
+        path: &str,
+        mode: u32,
+        options: ListenOptions,
+    ) -> (HttpServer, ListenerId) {
+        let metrics = self.shared.settings.metrics.clone();
+        let server = self.into_server();
+        let listener = server.listen_unix(io, path, mode, options);
+        if let Some(metrics) = metrics {
+            metrics.watch(io, &server);
+        }
         (server, listener)
     }
 }
@@ -404,6 +444,9 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
     }
     ex.finish();
     let took = with_loop(|io| io.now()) - started;
+    if let Some(metrics) = &app.settings.metrics {
+        metrics.record_request(ex.status(), took);
+    }
     match &app.settings.log_function {
         Some(log) => log(&RequestLog {
             status: ex.status(),

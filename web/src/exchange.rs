@@ -612,6 +612,12 @@ impl Exchange {
         Ok(())
     }
 
+    /// Takes the response writer for a protocol upgrade; the exchange then answers nothing.
+    pub(crate) fn take_writer(&mut self) -> Option<ResponseWriter> {
+        self.finished = true;
+        self.writer.take()
+    }
+
     /// A handle that tells whether the client is still connected.
     pub(crate) fn connection(&self) -> Option<eddy_core::http::ConnectionProbe> {
         self.writer.as_ref().and_then(ResponseWriter::connection)

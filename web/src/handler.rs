@@ -140,7 +140,10 @@ where
                 connection: ex.connection(),
             };
             let handler = &mut running.handler;
-            let outcome = CatchUnwind(Box::pin(dispatch(handler, ex))).await;
+            let outcome = match CatchUnwind(Box::pin(dispatch(handler, ex))).await {
+                Ok(result) => Outcome::Done(result),
+                Err(message) => Outcome::Panicked(message),
+            };
             if let Outcome::Done(Err(e)) = &outcome {
                 if e.status() == 405 && !ex.is_finished() {
                     let allow = H::METHODS
@@ -195,23 +198,23 @@ async fn dispatch<H: RequestHandler>(h: &mut H, ex: &mut Exchange) -> Result<(),
     }
 }
 
-/// Polls a future, turning a panic in it into [`Outcome::Panicked`].
-struct CatchUnwind<'a>(Pin<Box<dyn Future<Output = Result<(), HttpError>> + 'a>>);
+/// Polls a future, turning a panic in it into `Err(message)`.
+pub(crate) struct CatchUnwind<'a, T>(pub(crate) Pin<Box<dyn Future<Output = T> + 'a>>);
 
-impl Future for CatchUnwind<'_> {
-    type Output = Outcome;
+impl<T> Future for CatchUnwind<'_, T> {
+    type Output = Result<T, String>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, String>> {
         match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(result)) => Poll::Ready(Outcome::Done(result)),
+            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
             Err(panic) => {
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "non-string panic payload".into());
-                Poll::Ready(Outcome::Panicked(message))
+                Poll::Ready(Err(message))
             }
         }
     }

@@ -35,17 +35,21 @@ mod exchange;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod handler;
+pub mod metrics;
 pub mod range;
 pub mod routing;
 pub mod signed;
 pub mod static_files;
 pub mod template;
 pub mod testing;
+pub mod websocket;
 pub mod xsrf;
 
 pub use application::{Application, LogFunction, RequestLog, Route, Settings};
 pub use error::{error_page, reason_phrase, HttpError};
 pub use exchange::Exchange;
 pub use handler::RequestHandler;
+pub use metrics::Metrics;
 pub use routing::RouteError;
 pub use static_files::{StaticFileHandler, StaticFiles};
+pub use websocket::{websocket_connect, WebSocketHandler};

@@ -77,6 +77,29 @@ impl TestClient {
         }
     }
 
+    /// Runs the task `make(app_addr)` on the client host until it finishes (e.g. a WebSocket
+    /// session against the app) and returns its output.
+    pub fn run_task<T: 'static, Fut: std::future::Future<Output = T> + 'static>(
+        &mut self,
+        make: impl FnOnce(SocketAddr) -> Fut,
+    ) -> T {
+        let slot: Rc<RefCell<Option<T>>> = Rc::default();
+        let out = slot.clone();
+        let task = make(self.addr);
+        self.sim.with_loop(self.client, 0, move |io| {
+            io.spawn_detached(async move {
+                let value = task.await;
+                *out.borrow_mut() = Some(value);
+            });
+        });
+        let done = slot.clone();
+        self.sim
+            .run_until_done(self.timeout, move |_| done.borrow().is_some())
+            .expect("the simulated task ends");
+        let value = slot.borrow_mut().take();
+        value.expect("finished")
+    }
+
     /// The simulator, e.g. to read its clock or stats.
     pub fn sim(&mut self) -> &mut Sim {
         &mut self.sim

@@ -127,6 +127,12 @@ impl ResponseWriter {
         std::future::poll_fn(|cx| slot.poll(cx)).await
     }
 
+    /// Answers `101 Switching Protocols` and hands the stream over (see [`Responder::upgrade`]).
+    pub fn upgrade(mut self, headers: &HeaderMap) -> Result<crate::StreamId, SendError> {
+        let responder = self.responder.take().ok_or(SendError::Closed)?;
+        with_loop(|io| responder.upgrade(io, headers))
+    }
+
     /// Ends a streamed response.
     pub fn finish(mut self) -> Result<(), SendError> {
         let responder = self.responder.take().ok_or(SendError::Closed)?;

@@ -22,7 +22,9 @@ pub struct HttpConfig {
     pub no_keep_alive: bool,
     /// Trust `X-Real-Ip`/`X-Forwarded-For` and `X-Scheme`/`X-Forwarded-Proto` (behind a proxy).
     pub xheaders: bool,
-    /// Proxies whose addresses are skipped when walking `X-Forwarded-For` from the right.
+    /// The proxies in front: their addresses are skipped when walking `X-Forwarded-For`
+    /// from the right, and, when the list is not empty, only a connection from one of them
+    /// (or from a unix socket) may set the client's address and scheme with xheaders.
     pub trusted_downstream: Vec<IpAddr>,
     /// Decompress `Content-Encoding: gzip` request bodies (bounded by `max_body_size`).
     pub decompress_request: bool,

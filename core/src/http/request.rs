@@ -116,7 +116,7 @@ impl Request {
             recycle: None,
             body_stream: BodyStreamSlot::default(),
         };
-        if config.xheaders {
+        if config.xheaders && peer_may_forward(remote_addr.ip(), &config.trusted_downstream) {
             request.apply_xheaders(&config.trusted_downstream);
         }
         request
@@ -386,4 +386,12 @@ impl Request {
 
 fn parse_ip(text: &[u8]) -> Option<IpAddr> {
     core::str::from_utf8(text).ok()?.parse().ok()
+}
+
+/// Whether the connection's peer may speak for the client with `X-Real-Ip` and friends: any
+/// peer when no proxy is listed (Tornado's `xheaders`), else only a listed proxy or a local
+/// process on a unix socket (reported as `0.0.0.0`, which no TCP peer can be). A client that
+/// reaches the server directly cannot forge its address then.
+fn peer_may_forward(peer: IpAddr, trusted: &[IpAddr]) -> bool {
+    trusted.is_empty() || trusted.contains(&peer) || peer.is_unspecified()
 }

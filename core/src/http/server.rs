@@ -228,6 +228,22 @@ impl ServerConn {
         }
     }
 
+    /// The server is stopping: no request is read after the current one, and the
+    /// connection closes once its response is out. Returns true when the connection is
+    /// idle between requests (it has served one, and nothing of a next one has arrived), so
+    /// the caller may close it at once. A connection that has not served its first request
+    /// yet is not idle: it was just accepted, and its request may be on the wire.
+    pub fn drain(&mut self) -> bool {
+        self.keep_alive = false;
+        let idle = self.phase > 0
+            && matches!(self.read, ReadState::Head { started: false, .. })
+            && matches!(self.write, WriteState::Idle);
+        if idle {
+            self.close();
+        }
+        idle
+    }
+
     /// The peer closed its sending side: no request will follow the current one.
     ///
     /// Poll again afterwards: a half-read request becomes an `Error(Incomplete)`, an idle

@@ -12,7 +12,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use super::body_stream::{BodyChannel, BodyError, BodySender};
 use super::config::HttpConfig;
@@ -73,6 +73,8 @@ pub struct ServerStats {
     pub requests: u64,
     /// Requests rejected as malformed (answered with a 4xx/5xx by the server itself).
     pub bad_requests: u64,
+    /// Connections handed to another protocol with a 101 answer (no longer counted as open).
+    pub upgrades: u64,
 }
 
 /// State shared by every connection of one server.
@@ -139,6 +141,21 @@ impl HttpServer {
         })
     }
 
+    /// Serves on a unix domain socket at `path` with permission bits `mode` (behind a
+    /// proxy on the same machine); peers are reported as `0.0.0.0`.
+    pub fn listen_unix(
+        &self,
+        io: &mut IoLoop,
+        path: &str,
+        mode: u32,
+        options: ListenOptions,
+    ) -> ListenerId {
+        let server = self.clone();
+        io.listen_unix(path, mode, options, move |io, stream, peer| {
+            server.serve_stream(io, stream, peer)
+        })
+    }
+
     /// Serves HTTP on an already connected stream (e.g. one accepted elsewhere).
     pub fn serve_stream(&self, io: &mut IoLoop, stream: StreamId, peer: SocketAddr) {
         if let Some(tls) = &self.shared.config.tls {
@@ -161,6 +178,7 @@ impl HttpServer {
             shared: self.shared.clone(),
             driving: false,
             awaiting_drain: false,
+            upgraded: false,
         }));
         let handler = ConnHandler {
             conn: conn.clone(),
@@ -233,6 +251,8 @@ struct Conn {
     driving: bool,
     /// Parsing is paused until the queued output drains (see [`WRITE_HIGH_WATER`]).
     awaiting_drain: bool,
+    /// A 101 answer handed the stream to another protocol; HTTP is done with it.
+    upgraded: bool,
 }
 
 impl Conn {
@@ -304,8 +324,18 @@ impl StreamHandler for ConnHandler {
         rearm_timeout(io, &self.conn);
     }
 
+    fn on_drain(&mut self, io: &mut IoLoop, stream: StreamId) {
+        let idle = self.conn.borrow_mut().machine.drain();
+        if idle {
+            io.close(stream);
+        }
+    }
+
     fn on_close(&mut self, io: &mut IoLoop, _: StreamId, _: CloseReason) {
         let mut conn = self.conn.borrow_mut();
+        if conn.upgraded {
+            return; // counted and cleaned up when the stream was handed over
+        }
         conn.closed = true;
         if let Some(incoming) = conn.incoming.take() {
             if let Incoming::Streamed(body) = *incoming {
@@ -441,10 +471,12 @@ fn drive_events(
                 reject(io, conn_rc, shared, e);
                 return;
             }
-            ServerEvent::Closed | ServerEvent::Upgraded => {
+            ServerEvent::Closed => {
                 conn.close_after_flush(io);
                 return;
             }
+            // The buffer's remaining bytes belong to the new protocol's handler.
+            ServerEvent::Upgraded => return,
         }
     }
 }
@@ -721,6 +753,36 @@ impl Responder {
             machine.send_end(out)
         };
         finish_cycle(io, &conn_rc, result)
+    }
+
+    /// Answers `101 Switching Protocols` with `headers` and hands the connection over: the
+    /// HTTP server lets go of the stream and returns it, for [`IoLoop::set_handler`].
+    ///
+    /// Bytes the client sent after the request head stay in the stream's read buffer, where
+    /// the new handler finds them. Fails (and the dropped responder answers 500) if the
+    /// request's body was not read to its end or the client speaks HTTP/1.0.
+    pub fn upgrade(mut self, io: &mut IoLoop, headers: &HeaderMap) -> Result<StreamId, SendError> {
+        let conn_rc = self.conn_for_response()?;
+        let mut conn = conn_rc.borrow_mut();
+        conn.prepare_out();
+        let Conn { machine, out, .. } = &mut *conn;
+        machine.send_response(StatusCode::SWITCHING_PROTOCOLS, headers, None, out)?;
+        self.done = true;
+        conn.flush_out(io);
+        conn.responding = false;
+        conn.closed = true;
+        conn.upgraded = true;
+        if let Some((_, handle)) = conn.timer.take() {
+            io.remove_timeout(handle);
+        }
+        conn.armed_phase = None;
+        // HTTP paused reading once the request was in; the new protocol reads on.
+        io.set_reading(conn.stream, true);
+        self.shared.update(|s| {
+            s.open_connections -= 1;
+            s.upgrades += 1;
+        });
+        Ok(conn.stream)
     }
 
     fn conn_for_response(&self) -> Result<Rc<RefCell<Conn>>, SendError> {

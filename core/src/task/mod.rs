@@ -53,5 +53,6 @@ pub use executor::{spawn, yield_now, AbortHandle, JoinError, JoinHandle, YieldNo
 pub use tcp::{Accept, Connect, Flush, Read, TcpListener, TcpStream};
 pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};
 
+pub(crate) use current::LoopBound;
 pub(crate) use executor::{has_woken_tasks, next_loop_no, TaskHeader, TaskSlot};
 pub(crate) use oneshot::Oneshot;

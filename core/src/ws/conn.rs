@@ -226,6 +226,11 @@ impl WsConn {
         &self.config
     }
 
+    /// True when permessage-deflate is on for this connection.
+    pub fn compressed(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     /// True when data messages may still be sent (no close sent, no failure).
     pub fn is_open(&self) -> bool {
         !self.close_sent

@@ -98,6 +98,15 @@ pub enum SendError {
     /// context may be damaged, so close the connection.
     #[error("permessage-deflate compressor failed; close the connection")]
     Compression,
+    /// More than the session's write limit is queued unwritten: the peer reads too slowly
+    /// (wait with the async `send`, or close it).
+    #[error("{queued} bytes already queued for a slow peer (limit {limit}); nothing was queued")]
+    BufferFull {
+        /// Bytes queued and not yet written.
+        queued: usize,
+        /// The session's `write_limit`.
+        limit: usize,
+    },
 }
 
 /// Why an opening handshake was refused, with the HTTP status that answers it (server side)

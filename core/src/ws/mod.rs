@@ -57,6 +57,7 @@ pub mod frame;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod handshake;
+mod socket;
 mod utf8;
 
 pub use close::{close_payload, parse_close_payload, CloseCode, CloseFrame};
@@ -70,5 +71,8 @@ pub use frame::{apply_mask, FrameHeader, Opcode};
 pub use handshake::{
     accept_key, client_key, rejection_headers, validate_request, ClientHandshake, Negotiated,
     UpgradeRequest,
+};
+pub use socket::{
+    connect, AcceptError, CloseStatus, ConnectError, WebSocket, WsConnect, WsOptions, WsSender,
 };
 pub use utf8::{Utf8Error, Utf8Validator};
