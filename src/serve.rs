@@ -243,7 +243,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Some(path) => println!("Serving HTTP on unix socket {path} ..."),
         None if https => {
             let line = banner(server.local_addr());
-            println!("{}", line.replace("HTTP", "HTTPS").replace("http://", "https://"));
+            println!(
+                "{}",
+                line.replace("HTTP", "HTTPS").replace("http://", "https://")
+            );
         }
         None => println!("{}", banner(server.local_addr())),
     }

@@ -390,7 +390,12 @@ fn eddy_serve_with_cert_and_key_serves_the_application_over_https() {
     std::fs::write(dir.path().join("a.txt"), "over TLS\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(["serve", "--quiet", "--port", "0"])
-        .args(["--cert", &pki.path("server.pem"), "--key", &pki.path("server.key")])
+        .args([
+            "--cert",
+            &pki.path("server.pem"),
+            "--key",
+            &pki.path("server.key"),
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -400,7 +405,10 @@ fn eddy_serve_with_cert_and_key_serves_the_application_over_https() {
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(line.starts_with("Serving HTTPS on 127.0.0.1 port "), "{line}");
+    assert!(
+        line.starts_with("Serving HTTPS on 127.0.0.1 port "),
+        "{line}"
+    );
     let port = line.split_whitespace().nth(5).unwrap().to_owned();
     let url = format!("https://localhost:{port}/a.txt");
     let (code, out, err) = eddy_fetch(&["--cacert", &pki.path("ca.pem"), &url]);
