@@ -432,3 +432,44 @@ fn eddy_serve_refuses_a_key_that_is_not_a_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no private key"), "{err}");
 }
+
+#[test]
+fn wss_reaches_a_websocket_route_over_tls_on_the_simulator() {
+    use eddy::web::websocket::{seeded_mask_source, websocket_connect_with, Message, WebSocket};
+    use eddy::web::websocket::{WebSocketHandler, WsConnect};
+    use eddy::web::{testing::TestClient, Application, Route, Settings};
+    struct Echo;
+    impl WebSocketHandler for Echo {
+        async fn on_message(&mut self, ws: &WebSocket, message: Message) {
+            let _ = ws.send(message).await;
+        }
+    }
+    let settings = Settings {
+        http: HttpConfig {
+            tls: Some(fixture::acceptor()),
+            ..HttpConfig::default()
+        },
+        ..Settings::default()
+    };
+    let app = Application::try_new(vec![Route::websocket(r"/ws", || Echo)], settings).unwrap();
+    let mut client = TestClient::new(app);
+    let (echo, refused) = client.run_task(|addr| async move {
+        let mut request = WsConnect::new(&format!("wss://{addr}/ws"));
+        request.tls = Some(fixture::connector());
+        let mut ws = websocket_connect_with(request, seeded_mask_source(3))
+            .await
+            .expect("wss connects");
+        ws.send("over TLS").await.unwrap();
+        let echo = ws.recv().await;
+        // Without the fixture CA the default roots refuse the certificate.
+        let untrusted = WsConnect::new(&format!("wss://{addr}/ws"));
+        let refused = websocket_connect_with(untrusted, seeded_mask_source(4))
+            .await
+            .err()
+            .map(|e| e.to_string());
+        (echo, refused)
+    });
+    assert_eq!(echo, Some(Message::Text("over TLS".into())));
+    let refused = refused.expect("an untrusted server is refused");
+    assert!(refused.contains("unknown issuer"), "{refused}");
+}
