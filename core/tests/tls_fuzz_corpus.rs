@@ -35,3 +35,26 @@ fn plain_http_and_a_real_hello_end_as_expected() {
     // A whole hello: the server answers and waits for the client's finish.
     assert_eq!(feed(false, &hello[1..], 5), Some(CloseReason::Eof));
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// A real client hello with bytes flipped and cut, read in random pieces: never a panic,
+    /// and whole and split reads end the same way.
+    #[test]
+    fn a_mutated_client_hello_is_handled_the_same_whole_and_split(
+        control in proptest::prelude::any::<u8>(),
+        flips in proptest::collection::vec((0usize..400, proptest::prelude::any::<u8>()), 0..6),
+        cut in 0usize..400,
+    ) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tls_input");
+        let mut hello = std::fs::read(dir.join("client_hello_tls13")).unwrap();
+        hello[0] = control & !1; // server role: these bytes come from a client
+        for (at, byte) in flips {
+            let at = 1 + at % (hello.len() - 1);
+            hello[at] ^= byte;
+        }
+        hello.truncate(1 + cut.min(hello.len() - 1));
+        eddy_core::tls::fuzz_entry::tls_input(&hello);
+    }
+}
