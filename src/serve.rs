@@ -135,6 +135,17 @@ pub fn serve_files(fs: Arc<dyn FileSystem>, hidden: bool) -> StaticFiles {
         .cache_control("no-cache")
 }
 
+/// Starts `eddy serve`'s application over `files` on one loop of `config`'s driver at
+/// 127.0.0.1 on a free port, without an access log (for tests and embedding).
+pub fn spawn_file_server(
+    config: &DriverConfig,
+    files: StaticFiles,
+) -> Result<eddy_drivers::ThreadServer, eddy_drivers::DriverError> {
+    eddy_drivers::spawn_threads(config, 1, ([127, 0, 0, 1], 0).into(), move |io, addr| {
+        serve_application(&files, None, None).listen(io, addr, shared_listen_options());
+    })
+}
+
 /// One access-log line, in `python -m http.server`'s shape plus the time taken.
 pub fn access_line(entry: &RequestLog<'_>, unix_secs: u64) -> String {
     let date = eddy_core::http::HttpDate::from_unix_secs(unix_secs);

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use eddy::drivers::{spawn_threads, DriverConfig, DriverKind, OsFiles};
-use eddy::serve::{serve_application, serve_files};
+use eddy::drivers::{DriverConfig, DriverKind, OsFiles};
+use eddy::serve::{serve_files, spawn_file_server};
 
 fn found(program: &str) -> Option<String> {
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
@@ -58,19 +58,7 @@ fn the_directory_page_shows_its_names_in_a_real_browser() {
     std::fs::write(dir.path().join("data.bin"), vec![7u8; 5000]).unwrap();
     std::fs::write(dir.path().join(".private"), "p").unwrap();
     let files = serve_files(Arc::new(OsFiles::new(dir.path()).unwrap()), false);
-    let server = spawn_threads(
-        &DriverConfig::with_kind(DriverKind::Mio),
-        1,
-        ([127, 0, 0, 1], 0).into(),
-        move |io, addr| {
-            serve_application(&files, None, None).listen(
-                io,
-                addr,
-                eddy::server_args::shared_listen_options(),
-            );
-        },
-    )
-    .unwrap();
+    let server = spawn_file_server(&DriverConfig::with_kind(DriverKind::Mio), files).unwrap();
     let url = format!("http://{}/", server.local_addr());
 
     let dom = chromium(&browser, &["--dump-dom"], &url);

@@ -1,7 +1,7 @@
 //! A graceful stop of an HTTP server on mio and poll: listeners close, an idle keep-alive
 //! connection is closed at once, a request in flight is answered in full (with
-//! `Connection: close`) before its connection closes, and the loop then exits well within
-//! the grace period.
+//! `Connection: close`) before its connection closes, a WebSocket session is closed with
+//! 1001 (going away), and the loop then exits well within the grace period.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -114,5 +114,65 @@ fn a_graceful_stop_finishes_requests_in_flight_and_closes_idle_connections() {
             "[{kind:?}] the loop exits once its connections are done, not at the grace's end"
         );
         assert!(TcpStream::connect(addr).is_err(), "listener closed");
+    }
+}
+
+#[test]
+fn a_graceful_stop_closes_websockets_with_going_away() {
+    for kind in [DriverKind::Mio, DriverKind::Poll] {
+        let server = spawn_threads(
+            &DriverConfig::with_kind(kind),
+            1,
+            ([127, 0, 0, 1], 0).into(),
+            |io, addr| {
+                eddy::web_demo::app(b"graceful ws secret").listen(
+                    io,
+                    addr,
+                    eddy::server_args::shared_listen_options(),
+                );
+            },
+        )
+        .unwrap();
+        let mut ws = TcpStream::connect(server.local_addr()).unwrap();
+        ws.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        ws.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            ws.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        let stopping = Instant::now();
+        server.shutdown(Duration::from_secs(5));
+        // The server starts the close handshake: a close frame with 1001.
+        let mut frame = [0u8; 2];
+        ws.read_exact(&mut frame).unwrap();
+        assert_eq!(frame[0], 0x88, "[{kind:?}] a final close frame");
+        let len = usize::from(frame[1] & 0x7f);
+        let mut payload = vec![0u8; len];
+        ws.read_exact(&mut payload).unwrap();
+        assert_eq!(
+            &payload[..2],
+            &1001u16.to_be_bytes(),
+            "[{kind:?}] going away"
+        );
+        // Answer it (masked, as a client must); the server then closes and exits.
+        ws.write_all(&[0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9]).unwrap();
+        let mut rest = Vec::new();
+        let _ = ws.read_to_end(&mut rest);
+        server.join().expect("clean exit");
+        assert!(
+            stopping.elapsed() < Duration::from_secs(2),
+            "[{kind:?}] done when the handshake is, not at the grace's end"
+        );
     }
 }

@@ -3,12 +3,17 @@
 
 use std::process::Command;
 
-fn eddy(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(args)
         .env_remove("EDDY_SEED")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// `eddy ARGS`: success, and stdout then stderr.
+fn eddy(args: &[&str]) -> (bool, String) {
+    let out = run(args);
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
@@ -118,12 +123,9 @@ fn sim_progress_is_plain_lines_off_a_terminal_and_absent_with_quiet() {
     assert!(text.contains("echo: 20 seeds, 0 failed"), "{text}");
 }
 
+/// `eddy ARGS`: success, and stdout alone.
 fn eddy_stdout(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .env_remove("EDDY_SEED")
-        .output()
-        .unwrap();
+    let out = run(args);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -8,8 +8,8 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eddy::drivers::{spawn_threads, DriverConfig, DriverKind, OsFiles};
-use eddy::serve::{serve_application, serve_files};
+use eddy::drivers::{DriverConfig, DriverKind, OsFiles};
+use eddy::serve::{serve_files, spawn_file_server};
 
 const SIZE: u64 = 1 << 30;
 const RSS_BUDGET: u64 = 16 << 20;
@@ -36,19 +36,7 @@ fn a_one_gib_download_keeps_memory_flat_on_mio_and_poll() {
     let files = serve_files(Arc::new(OsFiles::new(dir.path()).unwrap()), false);
     for kind in [DriverKind::Mio, DriverKind::Poll] {
         let files = files.clone();
-        let server = spawn_threads(
-            &DriverConfig::with_kind(kind),
-            1,
-            ([127, 0, 0, 1], 0).into(),
-            move |io, addr| {
-                serve_application(&files, None, None).listen(
-                    io,
-                    addr,
-                    eddy::server_args::shared_listen_options(),
-                );
-            },
-        )
-        .unwrap();
+        let server = spawn_file_server(&DriverConfig::with_kind(kind), files).unwrap();
         let mut s = TcpStream::connect(server.local_addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
         s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

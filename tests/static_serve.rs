@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{backends, Backend};
-use eddy::drivers::{spawn_threads, DriverConfig, OsFiles, ThreadServer};
-use eddy::serve::{serve_application, serve_files};
+use eddy::drivers::{DriverConfig, OsFiles, ThreadServer};
+use eddy::serve::{serve_application, serve_files, spawn_file_server};
 use eddy::sim::{FileFaults, SimFiles};
 use eddy::web::testing::TestClient;
 use http::Method;
@@ -102,19 +102,7 @@ fn tree() -> Tree {
 
 fn start(kind: eddy::drivers::DriverKind, root: &std::path::Path) -> ThreadServer {
     let files = serve_files(Arc::new(OsFiles::new(root).unwrap()), false);
-    spawn_threads(
-        &DriverConfig::with_kind(kind),
-        1,
-        ([127, 0, 0, 1], 0).into(),
-        move |io, addr| {
-            serve_application(&files, None, None).listen(
-                io,
-                addr,
-                eddy::server_args::shared_listen_options(),
-            );
-        },
-    )
-    .unwrap()
+    spawn_file_server(&DriverConfig::with_kind(kind), files).unwrap()
 }
 
 /// Paths that try to leave the root, as sent on the wire.

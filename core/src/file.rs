@@ -277,6 +277,25 @@ impl RelPath {
 
     /// Checks a decoded path; `.` components and repeated or trailing slashes are dropped.
     pub fn new(path: &str) -> Result<RelPath, PathError> {
+        RelPath::from_string(path.to_owned())
+    }
+
+    /// [`RelPath::new`] for a path the caller owns: one already in normal form (the usual
+    /// request) is kept without a copy.
+    pub fn from_string(path: String) -> Result<RelPath, PathError> {
+        let normal = !path.is_empty()
+            && !path.starts_with('/')
+            && !path.ends_with('/')
+            && path
+                .split('/')
+                .all(|name| !matches!(name, "" | "." | "..") && !name.contains(['\0', '\\', ':']));
+        if normal {
+            return Ok(RelPath(path));
+        }
+        RelPath::normalise(&path)
+    }
+
+    fn normalise(path: &str) -> Result<RelPath, PathError> {
         if path.starts_with('/') {
             return Err(PathError::Absolute);
         }
@@ -343,6 +362,35 @@ impl fmt::Display for RelPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_owned_path_in_normal_form_is_kept_and_any_other_normalised_the_same_way() {
+        for p in [
+            "a",
+            "a/b",
+            "a//b",
+            "./a",
+            "a/./b/",
+            "",
+            "/",
+            ".",
+            "a/..",
+            "../a",
+            "/etc",
+            "a\\b",
+            "a:b",
+            "a\0b",
+            ".hidden/x",
+            "a b/c",
+            "x/y/z/",
+        ] {
+            assert_eq!(
+                RelPath::from_string(p.to_owned()),
+                RelPath::normalise(p),
+                "{p:?}"
+            );
+        }
+    }
 
     struct Memory(Vec<u8>);
 

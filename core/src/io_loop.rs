@@ -799,13 +799,24 @@ impl IoLoop {
         options: ListenOptions,
         on_accept: impl FnMut(&mut IoLoop, StreamId, SocketAddr) + 'static,
     ) -> ListenerId {
+        self.add_listener(addr, None, options, Box::new(on_accept), Origin::here())
+    }
+
+    fn add_listener(
+        &mut self,
+        addr: SocketAddr,
+        unix: Option<(String, u32)>,
+        options: ListenOptions,
+        on_accept: AcceptCallback,
+        origin: Origin,
+    ) -> ListenerId {
         let key = self.listeners.insert(ListenerEntry {
             addr,
-            unix: None,
+            unix,
             options,
             bound: None,
-            on_accept: Some(Box::new(on_accept)),
-            origin: Origin::here(),
+            on_accept: Some(on_accept),
+            origin,
             closed: false,
             on_bound: None,
         });
@@ -823,19 +834,13 @@ impl IoLoop {
         options: ListenOptions,
         on_accept: impl FnMut(&mut IoLoop, StreamId, SocketAddr) + 'static,
     ) -> ListenerId {
-        let key = self.listeners.insert(ListenerEntry {
-            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
-            unix: Some((path.to_owned(), mode)),
+        self.add_listener(
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            Some((path.to_owned(), mode)),
             options,
-            bound: None,
-            on_accept: Some(Box::new(on_accept)),
-            origin: Origin::here(),
-            closed: false,
-            on_bound: None,
-        });
-        let id = ListenerId(key);
-        self.actions.push_back(PendingAction::Listen(id));
-        id
+            Box::new(on_accept),
+            Origin::here(),
+        )
     }
 
     /// Stops listening; streams already accepted are unaffected.

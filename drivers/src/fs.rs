@@ -197,7 +197,17 @@ fn openat2_beneath(root: &File, path: &RelPath) -> io::Result<File> {
     use std::os::fd::{AsRawFd, FromRawFd};
 
     let name = if path.is_root() { "." } else { path.as_str() };
-    let name = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+    // The usual short path is made NUL-terminated on the stack, not in a new allocation.
+    let mut stack = [0u8; 256];
+    let owned;
+    let name: &std::ffi::CStr = if name.len() < stack.len() {
+        stack[..name.len()].copy_from_slice(name.as_bytes());
+        std::ffi::CStr::from_bytes_with_nul(&stack[..=name.len()])
+            .map_err(|_| io::ErrorKind::InvalidInput)?
+    } else {
+        owned = CString::new(name).map_err(|_| io::ErrorKind::InvalidInput)?;
+        &owned
+    };
     // SAFETY: `open_how` is a plain C struct of integers; all-zero is its documented default.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) as u64;

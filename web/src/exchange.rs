@@ -97,6 +97,12 @@ impl Exchange {
         &self.path_args
     }
 
+    /// Takes the `i`-th positional capture out (it reads as absent afterwards), for a
+    /// handler that wants to own it without a copy.
+    pub fn take_path_arg(&mut self, i: usize) -> Option<String> {
+        self.path_args.positional.get_mut(i).and_then(Option::take)
+    }
+
     /// The `i`-th positional capture.
     pub fn path_arg(&self, i: usize) -> Option<&str> {
         self.path_args.get(i)

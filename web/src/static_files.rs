@@ -216,12 +216,18 @@ impl StaticFiles {
     /// The media type of `name`, from the table or worked out and remembered.
     fn media_type(&self, name: &str) -> MediaType {
         let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
-        let key = ext.to_ascii_lowercase();
         let mut types = self
             .config
             .types
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Most extensions are written in lower case: look them up without a new string.
+        if !ext.bytes().any(|b| b.is_ascii_uppercase()) {
+            if let Some(t) = types.get(ext) {
+                return t.clone();
+            }
+        }
+        let key = ext.to_ascii_lowercase();
         if let Some(t) = types.get(&key) {
             return t.clone();
         }
@@ -238,28 +244,34 @@ impl StaticFiles {
 
     /// Answers `ex` with the file or directory at `raw` (the decoded path below the root).
     pub async fn serve(&self, ex: &mut Exchange, raw: &str) -> Result<(), HttpError> {
-        let path = RelPath::new(raw).map_err(|e| match e {
+        self.serve_owned(ex, raw.to_owned()).await
+    }
+
+    async fn serve_owned(&self, ex: &mut Exchange, raw: String) -> Result<(), HttpError> {
+        let trailing_slash = raw.is_empty() || raw.ends_with('/');
+        let path = RelPath::from_string(raw).map_err(|e| match e {
             PathError::ForbiddenChar => HttpError::new(404),
-            PathError::ParentDir | PathError::Absolute => HttpError::new(403)
-                .with_log_message(format!("{raw:?} is not in the served directory")),
+            PathError::ParentDir | PathError::Absolute => HttpError::new(403).with_log_message(
+                format!("{:?} is not in the served directory", ex.request().path()),
+            ),
         })?;
         if !self.config.serve_hidden && is_hidden(&path) {
             return Err(HttpError::new(404));
         }
         match self.config.fs.open(&path).await {
             Ok(Opened::File(file)) => self.send_file(ex, &path, file).await,
-            Ok(Opened::Dir(_)) => self.serve_directory(ex, raw, &path).await,
-            Err(e) => Err(open_error(&e, raw)),
+            Ok(Opened::Dir(_)) => self.serve_directory(ex, trailing_slash, &path).await,
+            Err(e) => Err(open_error(&e, path.as_str())),
         }
     }
 
     async fn serve_directory(
         &self,
         ex: &mut Exchange,
-        raw: &str,
+        trailing_slash: bool,
         path: &RelPath,
     ) -> Result<(), HttpError> {
-        if !raw.is_empty() && !raw.ends_with('/') {
+        if !trailing_slash {
             return redirect_to_directory(ex);
         }
         if let Some(index) = &self.config.default_filename {
@@ -274,14 +286,16 @@ impl StaticFiles {
             }
         }
         if !self.config.list_directories {
-            return Err(HttpError::new(403).with_log_message(format!("{raw:?} is not a file")));
+            return Err(
+                HttpError::new(403).with_log_message(format!("{:?} is not a file", path.as_str()))
+            );
         }
         let entries = self
             .config
             .fs
             .read_dir(path)
             .await
-            .map_err(|e| open_error(&e, raw))?;
+            .map_err(|e| open_error(&e, path.as_str()))?;
         let title = ex.request().decoded_path().into_owned();
         let page = directory_page(&title, &entries);
         ex.set_header("Cache-Control", "no-cache")?;
@@ -443,8 +457,8 @@ impl StaticFileHandler {
 
 impl RequestHandler for StaticFileHandler {
     async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
-        let raw = ex.path_arg(0).unwrap_or("").to_owned();
-        self.files.serve(ex, &raw).await
+        let raw = ex.take_path_arg(0).unwrap_or_default();
+        self.files.serve_owned(ex, raw).await
     }
 }
 

@@ -671,16 +671,7 @@ impl Responder {
         status: StatusCode,
         headers: impl Into<ResponseFields<'h>>,
     ) -> Result<(), SendError> {
-        let headers = headers.into();
-        let conn_rc = self.conn_for_response()?;
-        let mut conn = conn_rc.borrow_mut();
-        conn.prepare_out();
-        let date = self.shared.date(io);
-        let Conn { machine, out, .. } = &mut *conn;
-        machine.send_response(status, headers, Some(&date), out)?;
-        self.started = !status.is_informational();
-        conn.flush_out(io);
-        Ok(())
+        self.start_head(io, status, headers.into(), None)
     }
 
     /// Starts a response whose body is `len` bytes, sent in pieces with `write`/`write_file`
@@ -692,13 +683,25 @@ impl Responder {
         headers: impl Into<ResponseFields<'h>>,
         len: u64,
     ) -> Result<(), SendError> {
-        let headers = headers.into();
+        self.start_head(io, status, headers.into(), Some(len))
+    }
+
+    fn start_head(
+        &mut self,
+        io: &mut IoLoop,
+        status: StatusCode,
+        headers: ResponseFields<'_>,
+        len: Option<u64>,
+    ) -> Result<(), SendError> {
         let conn_rc = self.conn_for_response()?;
         let mut conn = conn_rc.borrow_mut();
         conn.prepare_out();
         let date = self.shared.date(io);
         let Conn { machine, out, .. } = &mut *conn;
-        machine.send_response_sized(status, headers, len, Some(&date), out)?;
+        match len {
+            Some(len) => machine.send_response_sized(status, headers, len, Some(&date), out)?,
+            None => machine.send_response(status, headers, Some(&date), out)?,
+        }
         self.started = !status.is_informational();
         conn.flush_out(io);
         Ok(())

@@ -342,6 +342,16 @@ impl StreamHandler for SessionHandler {
         s.pump(io, buf, &weak);
     }
 
+    /// A graceful stop: start the close handshake with 1001 (going away); the peer's
+    /// answer (or the bounded close wait) then ends the session.
+    fn on_drain(&mut self, io: &mut IoLoop, _: StreamId) {
+        let weak = Rc::downgrade(&self.0);
+        let mut s = self.0.borrow_mut();
+        if !s.tcp_closed && !s.conn.close_sent() {
+            s.close(io, CloseCode::GOING_AWAY, "server stopping", &weak);
+        }
+    }
+
     fn on_close(&mut self, io: &mut IoLoop, _: StreamId, reason: CloseReason) {
         let mut s = self.0.borrow_mut();
         s.tcp_closed = true;
