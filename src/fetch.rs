@@ -6,6 +6,7 @@
 //! default OS driver. Host names are resolved here, with `std::net::ToSocketAddrs` (blocking),
 //! since the core has no DNS.
 
+use eddy_core::tls::TlsConnector;
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::net::ToSocketAddrs;
@@ -41,12 +42,14 @@ pub struct FetchArgs {
     pub timeout: Duration,
     /// Exit 1 on a 4xx/5xx status (`--fail`).
     pub fail: bool,
+    /// TLS for `https://` (`--cacert`, `--insecure`); `None`: the built-in webpki roots.
+    pub tls: Option<TlsConnector>,
 }
 
 /// The options of `eddy fetch`, as the command line spells them.
 #[derive(Debug, Clone, clap::Args)]
 #[command(
-    about = "Fetch an http:// URL and print the body (like `python -m tornado.httpclient`)",
+    about = "Fetch an http:// or https:// URL and print the body (like `python -m tornado.httpclient`)",
     after_help = "Exit status: 0 when a response arrived (any status; with --fail, only \
                   2xx/3xx), 1 on a network error, time-out or protocol error (one line on \
                   stderr), 2 on a usage error. The body is streamed as it arrives. \
@@ -79,6 +82,13 @@ pub struct FetchCli {
     /// Exit 1 on a 4xx or 5xx status.
     #[arg(long)]
     pub fail: bool,
+    /// Verify https:// servers against the CA certificates in this PEM file (instead of
+    /// the built-in webpki roots).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<std::path::PathBuf>,
+    /// Do not verify the server's certificate (insecure; for tests only).
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
 }
 
 #[derive(clap::Parser)]
@@ -110,6 +120,18 @@ impl FetchCli {
         if !(self.timeout.is_finite() && self.timeout > 0.0) {
             return Err("--timeout must be positive".into());
         }
+        let tls = match (&self.cacert, self.insecure) {
+            (None, false) => None,
+            (cacert, insecure) => {
+                let mut b = TlsConnector::builder().danger_accept_invalid_certificates(insecure);
+                if let Some(path) = cacert {
+                    let pem = std::fs::read(path)
+                        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                    b = b.ca_pem(&pem);
+                }
+                Some(b.build().map_err(|e| format!("--cacert: {e}"))?)
+            }
+        };
         Ok(FetchArgs {
             url: self.url,
             method: self.method,
@@ -120,6 +142,7 @@ impl FetchCli {
             include: self.include,
             timeout: Duration::from_secs_f64(self.timeout),
             fail: self.fail,
+            tls,
         })
     }
 }
@@ -279,7 +302,7 @@ pub fn run_parsed<W: Write + 'static>(
             }
         }));
     }
-    let result = fetch_streaming(req, handle);
+    let result = fetch_streaming(req, args.tls.clone(), handle);
     let flushed = out.borrow_mut().flush();
     if let Some(e) = write_error.borrow_mut().take().or(flushed.err()) {
         let _ = writeln!(err, "eddy fetch: writing output: {e}");
@@ -314,10 +337,15 @@ fn stop(
 /// Fetches on a fresh loop of the default OS driver, publishing the fetch's handle.
 fn fetch_streaming(
     req: HttpRequest,
+    tls: Option<TlsConnector>,
     handle: Rc<RefCell<Option<FetchHandle>>>,
 ) -> Result<HttpResponse, String> {
     let config = DriverConfig::from_env().map_err(|e| e.to_string())?;
-    let client = HttpClient::with_resolver(ClientConfig::default(), os_resolver());
+    let client_config = ClientConfig {
+        tls,
+        ..ClientConfig::default()
+    };
+    let client = HttpClient::with_resolver(client_config, os_resolver());
     let result = run_sync(&config, None, move |io, done| {
         let h = client.fetch(io, req, move |io, result| done.complete(io, result));
         *handle.borrow_mut() = Some(h);

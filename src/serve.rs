@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use eddy_core::file::FileSystem;
+use eddy_core::tls::TlsAcceptor;
 use eddy_drivers::{DriverConfig, OsFiles};
 use eddy_web::{
     Application, Exchange, HttpError, LogFunction, Metrics, RequestHandler, RequestLog, Route,
@@ -59,6 +60,23 @@ pub struct ServeArgs {
     /// A proxy allowed to set those headers (repeatable); with none listed, any peer may.
     #[arg(long, value_name = "IP", requires = "xheaders")]
     pub trusted_proxy: Vec<IpAddr>,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+/// The TLS options of `--cert`/`--key`, read and checked (`None` without them).
+pub fn tls_options(args: &ServeArgs) -> Result<Option<TlsAcceptor>, String> {
+    let (Some(cert), Some(key)) = (&args.cert, &args.key) else {
+        return Ok(None);
+    };
+    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+    let acceptor = TlsAcceptor::from_pem(&read(cert)?, &read(key)?)
+        .map_err(|e| format!("--cert/--key: {e}"))?;
+    Ok(Some(acceptor))
 }
 
 fn parse_mode(s: &str) -> Result<u32, String> {
@@ -186,6 +204,14 @@ pub fn run(args: ServeArgs) -> ExitCode {
         });
         log
     });
+    let tls = match tls_options(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("eddy serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let https = tls.is_some();
     let files = serve_files(fs, args.hidden);
     let addr = passed_addr.unwrap_or_else(|| SocketAddr::new(args.bind, args.port));
     let metrics = args.metrics.then(Metrics::new);
@@ -196,6 +222,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let http = eddy_core::http::HttpConfig {
         xheaders: args.xheaders,
         trusted_downstream: args.trusted_proxy.clone(),
+        tls,
         ..eddy_core::http::HttpConfig::default()
     };
     let unix = args.unix.clone().map(|path| (path, args.unix_mode));
@@ -225,6 +252,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     match &args.unix {
         Some(path) => println!("Serving HTTP on unix socket {path} ..."),
+        None if https => {
+            let line = banner(server.local_addr());
+            println!(
+                "{}",
+                line.replace("HTTP", "HTTPS").replace("http://", "https://")
+            );
+        }
         None => println!("{}", banner(server.local_addr())),
     }
     match server.wait_for_signals(eddy_drivers::DEFAULT_GRACE) {

@@ -23,6 +23,8 @@ pub enum CloseReason {
     Io(io::ErrorKind),
     /// The loop (or the host it runs on) was shut down.
     Shutdown,
+    /// The TLS handshake or session failed; the cause says why.
+    Tls(crate::tls::TlsFailure),
 }
 
 impl CloseReason {
@@ -59,6 +61,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Unsatisfiable => f.write_str("delimiter not found within max_bytes"),
             CloseReason::Io(kind) => write!(f, "I/O error: {kind}"),
             CloseReason::Shutdown => f.write_str("event loop shut down"),
+            CloseReason::Tls(failure) => write!(f, "{failure}"),
         }
     }
 }

@@ -221,6 +221,8 @@ impl TaskKind {
 pub(crate) enum TimerAction {
     Call(Callback, Origin),
     ConnectTimeout(StreamId),
+    /// A TLS handshake (or the flush of a failed session's alert) took too long.
+    TlsTimeout(StreamId),
     Periodic(PeriodicId),
     /// A task's timer (`sleep`): wakes the task.
     Wake(Waker),
@@ -372,6 +374,8 @@ struct Lifecycle {
     on_connect: Option<(ConnectCallback, Origin)>,
     connect_timer: Option<TimerId>,
     on_close: Option<(CloseCallback, Origin)>,
+    /// The TLS handshake time-out, while a handshake runs.
+    tls_timer: Option<TimerId>,
 }
 
 struct ListenerEntry {
@@ -1121,8 +1125,19 @@ impl IoLoop {
                     }
                 }
                 PendingAction::Interest(stream) => {
+                    let unix_nanos = self.unix_origin_nanos + self.now.as_nanos();
                     if let Some(e) = self.entry_mut(stream) {
                         e.interest_queued = false;
+                        if e.stream.tls().is_some() && !e.close_queued {
+                            // Encrypt what the round queued, so writable means bytes to send.
+                            crate::tls::set_loop_time(unix_nanos);
+                            e.stream.encrypt_queued();
+                            if let Some(kind) = e.stream.take_write_error() {
+                                // A file range failed to read: the stream ends with its error.
+                                self.close_stream(stream, CloseReason::from_io(kind));
+                                continue;
+                            }
+                        }
                         if !e.close_queued {
                             let interest = e.stream.interest();
                             return Some(IoAction::Interest { stream, interest });
@@ -1272,6 +1287,9 @@ impl IoLoop {
         let Some(entry) = self.entry_mut(id) else {
             return;
         };
+        if entry.stream.tls().is_some() {
+            return self.handle_tls_read(id, n);
+        }
         entry.stream.handle_read(n);
         self.after_read_input(id);
     }
@@ -1282,6 +1300,9 @@ impl IoLoop {
             return;
         };
         entry.stream.push_read(data);
+        if entry.stream.tls().is_some() {
+            return self.handle_tls_read(id, data.len());
+        }
         entry.stream.handle_read(data.len());
         self.after_read_input(id);
     }
@@ -1291,6 +1312,12 @@ impl IoLoop {
         let Some(entry) = self.entry_mut(id) else {
             return;
         };
+        if entry.stream.tls_handshaking() {
+            // A peer that leaves mid-handshake (a port scan, a health check): a quiet close.
+            tracing::debug!(stream = ?id, "peer closed during the TLS handshake");
+            self.close_stream(id, CloseReason::Eof);
+            return;
+        }
         entry.stream.handle_eof();
         self.poll_stream_read(id);
         self.queue_readable(id);
@@ -1353,7 +1380,15 @@ impl IoLoop {
         if entry.close_queued || n == 0 {
             return;
         }
+        if entry.stream.tls().is_some() {
+            let unix_nanos = self.unix_origin_nanos + self.now.as_nanos();
+            crate::tls::set_loop_time(unix_nanos);
+        }
+        let entry = self.entry_mut(id).expect("checked above");
         entry.stream.handle_written(n);
+        if entry.stream.tls().is_some() && self.tls_closes_after_write(id) {
+            return;
+        }
         loop {
             let Some(entry) = self.entry_mut(id) else {
                 return;
@@ -1459,6 +1494,16 @@ impl IoLoop {
                     self.close_stream(id, CloseReason::ConnectTimeout);
                 }
             }
+            TimerAction::TlsTimeout(id) => {
+                if let Some(e) = self.entry_mut(id) {
+                    e.lifecycle.tls_timer = None;
+                    let reason = match e.stream.tls_failure() {
+                        Some(failure) => CloseReason::Tls(failure),
+                        None => CloseReason::Tls(crate::tls::TlsFailure::HandshakeTimeout),
+                    };
+                    self.close_stream(id, reason);
+                }
+            }
             TimerAction::Periodic(id) => {
                 if let Some(p) = self.periodics.get(id.0) {
                     let origin = p.origin.clone();
@@ -1493,6 +1538,7 @@ impl IoLoop {
                 on_connect: None,
                 connect_timer: None,
                 on_close: None,
+                tls_timer: None,
             },
         }
     }
@@ -1704,10 +1750,11 @@ impl IoLoop {
         self.poll_stream_read(id);
         let entry = self.entry_mut(id).expect("still present");
         let timer = entry.lifecycle.connect_timer.take();
+        let tls_timer = entry.lifecycle.tls_timer.take();
         let on_connect = entry.lifecycle.on_connect.take();
         let waiters = std::mem::take(&mut entry.flush_waiters);
         let on_close = entry.lifecycle.on_close.take();
-        if let Some(t) = timer {
+        for t in [timer, tls_timer].into_iter().flatten() {
             self.timers.cancel(t);
         }
         if let Some((callback, origin)) = on_connect {
@@ -2102,6 +2149,134 @@ impl IoLoop {
                 l.on_bound = Some(waker.clone());
                 std::task::Poll::Pending
             }
+        }
+    }
+}
+
+/// TLS streams (see [`crate::tls`]): starting the layer, and what its input and output
+/// change for the loop (handshake time-out, a failed session's close).
+impl IoLoop {
+    /// Starts TLS on a stream: from now on the driver moves ciphertext and the stream's reads
+    /// and writes are plaintext. Call it right after accept or connect, before any read.
+    ///
+    /// A server stream waits for the client's hello; a client stream sends its hello as soon
+    /// as it is connected. Writes made before the handshake completes go out after it. The
+    /// session's handshake time-out closes the stream with
+    /// [`TlsFailure::HandshakeTimeout`](crate::tls::TlsFailure::HandshakeTimeout).
+    pub fn start_tls(
+        &mut self,
+        id: StreamId,
+        session: crate::tls::TlsSession,
+    ) -> Result<(), StreamError> {
+        let unix_nanos = self.unix_origin_nanos + self.now.as_nanos();
+        crate::tls::set_loop_time(unix_nanos);
+        let timeout = session.handshake_timeout();
+        let entry = self.entry_mut(id).ok_or(StreamError::UnknownStream)?;
+        if let Some(reason) = entry.stream.close_reason() {
+            return Err(StreamError::Closed(reason));
+        }
+        let conn = match session.connect() {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(stream = ?id, error = %e, "TLS session could not start");
+                let failure = crate::tls::TlsFailure::from_rustls(&e, true);
+                self.close_stream(id, CloseReason::Tls(failure));
+                return Err(StreamError::Closed(CloseReason::Tls(failure)));
+            }
+        };
+        entry.stream.start_tls(crate::tls::TlsLayer::new(conn))?;
+        if let Some(t) = timeout {
+            let deadline = self.now + t;
+            let timer = self.timers.insert(deadline, TimerAction::TlsTimeout(id));
+            self.entry_mut(id).expect("present").lifecycle.tls_timer = Some(timer);
+        }
+        self.after_tls_input(id);
+        Ok(())
+    }
+
+    /// True when the stream runs TLS.
+    pub fn is_tls(&self, id: StreamId) -> bool {
+        self.entry(id).is_some_and(|e| e.stream.tls().is_some())
+    }
+
+    /// The stream's TLS layer (negotiated ALPN, SNI name, peer certificates), if it has one.
+    pub fn tls(&self, id: StreamId) -> Option<&crate::tls::TlsLayer> {
+        self.entry(id).and_then(|e| e.stream.tls())
+    }
+
+    /// Ciphertext arrived: the layer decrypts, then the stream's reads proceed as usual.
+    #[inline(never)]
+    fn handle_tls_read(&mut self, id: StreamId, n: usize) {
+        let unix_nanos = self.unix_origin_nanos + self.now.as_nanos();
+        crate::tls::set_loop_time(unix_nanos);
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        entry.stream.handle_read(n);
+        self.after_tls_input(id);
+    }
+
+    /// After the layer took input: cancel the handshake timer once done, fail a broken
+    /// session (after its alert is written), treat `close_notify` as end of file.
+    fn after_tls_input(&mut self, id: StreamId) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if let Some(failure) = entry.stream.tls_failure() {
+            return self.tls_failed(id, failure);
+        }
+        if !entry.stream.tls_handshaking() {
+            if let Some(t) = entry.lifecycle.tls_timer.take() {
+                self.timers.cancel(t);
+            }
+        }
+        let entry = self.entry_mut(id).expect("present");
+        if entry.stream.read_eof() {
+            // close_notify: the same steps as a TCP end of file.
+            self.poll_stream_read(id);
+            self.queue_readable(id);
+            self.maybe_close_after_eof(id);
+            self.queue_interest(id);
+            return;
+        }
+        self.after_read_input(id);
+    }
+
+    /// A failed session: its alert (if rustls queued one) is written first, bounded by a
+    /// time-out, then the stream closes with the failure as its reason.
+    #[cold]
+    fn tls_failed(&mut self, id: StreamId, failure: crate::tls::TlsFailure) {
+        let Some(entry) = self.entry_mut(id) else {
+            return;
+        };
+        if entry.stream.write_queued() == 0 {
+            self.close_stream(id, CloseReason::Tls(failure));
+            return;
+        }
+        if entry.lifecycle.tls_timer.is_none() {
+            let deadline = self.now + crate::tls::DEFAULT_HANDSHAKE_TIMEOUT;
+            let timer = self.timers.insert(deadline, TimerAction::TlsTimeout(id));
+            self.entry_mut(id).expect("present").lifecycle.tls_timer = Some(timer);
+        }
+        self.queue_interest(id);
+    }
+
+    /// After ciphertext was written: closes a failed session whose alert is out, or a stream
+    /// whose file failed to read. True when the stream closed.
+    fn tls_closes_after_write(&mut self, id: StreamId) -> bool {
+        let Some(entry) = self.entry_mut(id) else {
+            return true;
+        };
+        if let Some(kind) = entry.stream.take_write_error() {
+            self.close_stream(id, CloseReason::from_io(kind));
+            return true;
+        }
+        match entry.stream.tls_failure() {
+            Some(failure) if entry.stream.write_queued() == 0 => {
+                self.close_stream(id, CloseReason::Tls(failure));
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod task;
 pub mod testing;
 pub mod time;
 pub mod timer;
+pub mod tls;
 pub mod ws;
 
 pub use buffer_pool::BufferPool;

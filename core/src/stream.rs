@@ -7,6 +7,7 @@
 
 use crate::error::{CloseReason, StreamError};
 use crate::file::FileRange;
+use crate::tls::{TlsFailure, TlsLayer};
 use bytes::buf::Limit;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::VecDeque;
@@ -111,6 +112,10 @@ pub struct Stream {
     handled: bool,
     /// Reading is paused by the application (flow control).
     paused: bool,
+    /// The TLS layer between the socket's bytes and these plaintext buffers, once started.
+    tls: Option<Box<TlsLayer>>,
+    /// A file range failed to read while being encrypted; the loop closes the stream with it.
+    write_error: Option<std::io::ErrorKind>,
 }
 
 /// One queued piece of output: bytes in memory, or a range of an open file that the driver
@@ -253,6 +258,8 @@ impl Stream {
             lent: 0,
             handled: false,
             paused: false,
+            tls: None,
+            write_error: None,
         }
     }
 
@@ -283,7 +290,7 @@ impl Stream {
 
     /// True while bytes wait to be written (Tornado's `writing()`).
     pub fn writing(&self) -> bool {
-        self.write_queued > 0
+        self.write_queued() > 0
     }
 
     /// Bytes buffered for reading and not yet handed out.
@@ -291,9 +298,13 @@ impl Stream {
         self.read_buf.len()
     }
 
-    /// Bytes queued for writing and not yet written.
+    /// Bytes queued for writing and not yet written (on a TLS stream: plaintext not yet
+    /// encrypted plus ciphertext not yet written).
     pub fn write_queued(&self) -> usize {
-        self.write_queued
+        match &self.tls {
+            None => self.write_queued,
+            Some(tls) => self.write_queued + tls.outgoing().len(),
+        }
     }
 
     /// Total bytes ever queued by `write`; a flush waiter waits for `total_written` to reach it.
@@ -328,6 +339,9 @@ impl Stream {
     /// `read_chunk_size`), which also notices a peer that goes away.
     /// Writable while connecting or while bytes are queued.
     pub fn interest(&self) -> Interest {
+        if let Some(tls) = &self.tls {
+            return self.tls_interest(tls);
+        }
         match self.state {
             StreamState::Connecting => Interest {
                 readable: false,
@@ -354,13 +368,15 @@ impl Stream {
         self.state == StreamState::Open
             && self.read_eof
             && self.pending.is_none()
-            && self.write_queued == 0
+            && self.write_queued() == 0
             && (self.read_buf.is_empty() || self.eof_delivered)
     }
 
     /// True when a requested write shutdown can be performed now (queue drained).
     pub fn shutdown_due(&self) -> bool {
-        self.write_side == WriteSide::ShutdownRequested && self.write_queued == 0
+        self.write_side == WriteSide::ShutdownRequested
+            && self.write_queued() == 0
+            && self.tls.as_ref().map_or(true, |t| t.close_notify_sent())
     }
 
     // ----- application mutators -----
@@ -433,6 +449,9 @@ impl Stream {
         self.state = StreamState::Closed(reason);
         self.write_queue.clear();
         self.write_queued = 0;
+        if let Some(tls) = &mut self.tls {
+            tls.clear_output();
+        }
     }
 
     /// Hands the buffer to a long-lived handler from now on (one-shot reads are refused).
@@ -512,14 +531,22 @@ impl Stream {
         if room == 0 {
             return None;
         }
-        self.read_buf.reserve(room);
         self.lent = room;
-        Some((&mut self.read_buf).limit(room))
+        // A TLS stream lends its ciphertext buffer; plaintext appears after `handle_read`.
+        let buf = match &mut self.tls {
+            Some(tls) => tls.incoming_mut(),
+            None => &mut self.read_buf,
+        };
+        buf.reserve(room);
+        Some(buf.limit(room))
     }
 
     /// Appends bytes without a lent buffer (a copy; the simulator and tests use this).
     pub fn push_read(&mut self, data: &[u8]) {
-        self.read_buf.extend_from_slice(data);
+        match &mut self.tls {
+            Some(tls) => tls.incoming_mut().extend_from_slice(data),
+            None => self.read_buf.extend_from_slice(data),
+        }
     }
 
     /// Records that `n` bytes were read into the lent buffer (they are already in it).
@@ -527,7 +554,11 @@ impl Stream {
     /// Then call [`Stream::poll_read`] until it returns `None`, then
     /// [`Stream::check_buffer_limit`].
     pub fn handle_read(&mut self, n: usize) {
-        debug_assert!(n <= self.read_buf.len());
+        if let Some(tls) = &mut self.tls {
+            tls.process(&mut self.read_buf);
+            self.after_tls_input();
+        }
+        debug_assert!(self.tls.is_some() || n <= self.read_buf.len());
         if n >= self.lent && self.lent > 0 {
             // The read filled the room: the peer sends faster than we reserve.
             self.read_hint = (self.read_hint * 2).min(self.read_chunk_size);
@@ -576,35 +607,55 @@ impl Stream {
 
     /// Records the peer's end of file.
     pub fn handle_eof(&mut self) {
+        if let Some(tls) = &mut self.tls {
+            tls.handle_eof(&mut self.read_buf);
+            self.after_tls_input();
+        }
         self.read_eof = true;
     }
 
     /// The queued bytes, oldest first, for a vectored write of at most [`MAX_WRITE_SLICES`];
     /// it stops before a file range (see [`Stream::front_file`]).
     pub fn write_chunks(&self) -> impl Iterator<Item = &[u8]> {
-        self.write_queue
-            .bytes()
-            .take(MAX_WRITE_SLICES)
-            .map(|b| b.as_ref())
+        // A TLS stream offers its ciphertext; its plaintext queue is the layer's input.
+        let tls = self.tls.as_deref().map(TlsLayer::outgoing);
+        let plain = match tls {
+            Some(_) => None,
+            None => Some(self.write_queue.bytes().take(MAX_WRITE_SLICES)),
+        };
+        tls.filter(|c| !c.is_empty())
+            .into_iter()
+            .chain(plain.into_iter().flatten().map(|b| b.as_ref()))
     }
 
-    /// True when a file range waits somewhere in the write queue.
+    /// True when a file range waits somewhere in the write queue (never on a TLS stream:
+    /// its files are encrypted through the layer, not sent by the driver).
     pub fn file_queued(&self) -> bool {
-        self.write_queue
-            .rest
-            .iter()
-            .any(|c| matches!(c, Chunk::File(_)))
+        self.tls.is_none()
+            && self
+                .write_queue
+                .rest
+                .iter()
+                .any(|c| matches!(c, Chunk::File(_)))
     }
 
-    /// The file range to send next, when the queue starts with one.
+    /// The file range to send next, when the queue starts with one (never on a TLS stream).
     pub fn front_file(&self) -> Option<&FileRange> {
-        self.write_queue.front_file()
+        match self.tls {
+            Some(_) => None,
+            None => self.write_queue.front_file(),
+        }
     }
 
     /// Appends up to `limit` queued bytes to `out`, reading file ranges (for drivers that
     /// copy: the simulator, test harnesses, a TLS layer). A file that fails to read is an
     /// error only when nothing could be gathered before it; it fails again next time.
     pub fn gather(&self, limit: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+        if let Some(tls) = &self.tls {
+            let c = tls.outgoing();
+            out.extend_from_slice(&c[..limit.min(c.len())]);
+            return Ok(());
+        }
         let start = out.len();
         let chunks = core::iter::once(&self.write_queue.front)
             .filter(|b| !b.is_empty())
@@ -648,6 +699,17 @@ impl Stream {
 
     /// Records that the driver wrote `n` bytes from the front of the queue.
     pub fn handle_written(&mut self, mut n: usize) {
+        if let Some(tls) = &mut self.tls {
+            assert!(
+                n <= tls.outgoing().len(),
+                "driver wrote more than was queued"
+            );
+            if let Some(plain) = tls.handle_written(n) {
+                self.total_written = plain;
+            }
+            self.encrypt_queued();
+            return;
+        }
         assert!(n <= self.write_queued, "driver wrote more than was queued");
         self.write_queued -= n;
         self.total_written += n as u64;
@@ -659,6 +721,145 @@ impl Stream {
     /// Records that the write side was shut down by the driver.
     pub fn handle_shutdown_done(&mut self) {
         self.write_side = WriteSide::ShutDown;
+    }
+
+    // ----- TLS -----
+
+    /// Puts a TLS layer between the socket and this stream's buffers. Bytes already read
+    /// (e.g. a client hello that raced the accept callback) become the layer's input.
+    ///
+    /// Refused while a read is pending or a handler consumes the buffer, or if already TLS.
+    pub fn start_tls(&mut self, layer: TlsLayer) -> Result<(), StreamError> {
+        if let StreamState::Closed(reason) = self.state {
+            return Err(StreamError::Closed(reason));
+        }
+        if self.pending.is_some() || self.handled || self.tls.is_some() {
+            return Err(StreamError::ReadPending);
+        }
+        let mut layer = Box::new(layer);
+        if !self.read_buf.is_empty() {
+            let early = self.read_buf.split();
+            layer.incoming_mut().extend_from_slice(&early);
+        }
+        self.tls = Some(layer);
+        self.lent = 0;
+        if self.tls.as_ref().is_some_and(|t| !t.incoming_is_empty()) {
+            self.handle_read(0);
+        }
+        Ok(())
+    }
+
+    /// The TLS layer, when the stream has one (ALPN, SNI name, peer certificates).
+    pub fn tls(&self) -> Option<&TlsLayer> {
+        self.tls.as_deref()
+    }
+
+    /// True while a TLS handshake is in progress.
+    pub fn tls_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.is_handshaking())
+    }
+
+    /// The TLS failure that ends this stream, once one happened (its alert may still be
+    /// queued for the peer).
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        self.tls.as_ref().and_then(|t| t.failure())
+    }
+
+    /// A file that failed to read while being encrypted: the error, once.
+    pub fn take_write_error(&mut self) -> Option<std::io::ErrorKind> {
+        self.write_error.take()
+    }
+
+    /// Encrypts queued plaintext (bytes and file ranges) while the layer has room; queues
+    /// `close_notify` once a requested write shutdown has nothing left before it.
+    ///
+    /// The loop calls it before it reports interest, so a driver never sees a TLS stream
+    /// writable with nothing to write.
+    pub fn encrypt_queued(&mut self) {
+        if self.is_closed_state() {
+            return;
+        }
+        let Some(tls) = self.tls.as_deref_mut() else {
+            return;
+        };
+        // Bounded: each turn encrypts at least one byte or stops.
+        while self.write_queued > 0 && tls.wants_plaintext() {
+            let n = if !self.write_queue.front.is_empty() {
+                tls.encrypt(&self.write_queue.front)
+            } else if let Some(range) = self.write_queue.front_file() {
+                let mut scratch = vec![0u8; range.len().min(64 * 1024) as usize];
+                match range.read_front(&mut scratch) {
+                    Ok(0) => {
+                        self.write_error = Some(std::io::ErrorKind::UnexpectedEof);
+                        return;
+                    }
+                    Ok(got) => tls.encrypt(&scratch[..got]),
+                    Err(e) => {
+                        self.write_error = Some(e.kind());
+                        return;
+                    }
+                }
+            } else {
+                0
+            };
+            if n == 0 {
+                break;
+            }
+            self.write_queued -= n;
+            let mut left = n;
+            while left > 0 {
+                left -= self.write_queue.advance(left);
+            }
+        }
+        if self.write_side == WriteSide::ShutdownRequested && self.write_queued == 0 {
+            tls.send_close_notify();
+        }
+    }
+
+    fn is_closed_state(&self) -> bool {
+        matches!(self.state, StreamState::Closed(_))
+    }
+
+    /// After the layer took input: a `close_notify` is the plaintext end of file, and a
+    /// finished handshake lets queued plaintext go.
+    fn after_tls_input(&mut self) {
+        let Some(tls) = &self.tls else { return };
+        if tls.peer_closed() {
+            self.read_eof = true;
+        }
+        if tls.failure().is_some() {
+            // Nothing more is sent but the alert already queued.
+            self.write_queue.clear();
+            self.write_queued = 0;
+            return;
+        }
+        self.encrypt_queued();
+    }
+
+    /// Readiness of a TLS stream: reads while handshaking (the handshake must progress even
+    /// with reading paused) or while the plaintext side would read; writes while ciphertext
+    /// is queued.
+    fn tls_interest(&self, tls: &TlsLayer) -> Interest {
+        match self.state {
+            StreamState::Connecting => Interest {
+                readable: false,
+                writable: true,
+            },
+            StreamState::Closed(_) => Interest::default(),
+            StreamState::Open => {
+                let plain_readable = !self.paused
+                    && (self.pending.is_some()
+                        || self.handled
+                        || self.read_buf.len() < self.read_chunk_size)
+                    && self.read_buf.len() <= self.max_buffer_size;
+                Interest {
+                    readable: !self.read_eof
+                        && tls.failure().is_none()
+                        && (tls.is_handshaking() || plain_readable),
+                    writable: !tls.outgoing().is_empty(),
+                }
+            }
+        }
     }
 
     // ----- outputs -----

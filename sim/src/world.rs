@@ -369,6 +369,8 @@ impl Sim {
 
     fn build(seed: u64, rng: ChaCha8Rng, faults: FaultConfig) -> Sim {
         panics::install();
+        // TLS built in this world draws its randomness from the seed (see eddy_core::tls).
+        eddy_core::tls::seed_crypto(Some(seed ^ 0x7e15_5eed_c0de_0001));
         Sim {
             net: Net {
                 seed,

@@ -130,17 +130,42 @@ pub fn run_styled(
     opts: &ScenarioOptions,
     style: Style,
 ) -> Result<(RunReport, Outcomes), SimError> {
+    run_with(seed, opts, style, false)
+}
+
+/// Runs one seed over HTTPS (the fixture certificate, verified by every client).
+pub fn run_tls(seed: u64, opts: &ScenarioOptions) -> Result<RunReport, SimError> {
+    run_with(seed, opts, Style::Callback, true).map(|(report, _)| report)
+}
+
+/// [`run_tls`], also saying how its requests ended.
+pub fn run_tls_counted(
+    seed: u64,
+    opts: &ScenarioOptions,
+) -> Result<(RunReport, Outcomes), SimError> {
+    run_with(seed, opts, Style::Callback, true)
+}
+
+fn run_with(
+    seed: u64,
+    opts: &ScenarioOptions,
+    style: Style,
+    tls: bool,
+) -> Result<(RunReport, Outcomes), SimError> {
+    let scheme = if tls { "https" } else { "http" };
     let mut sim = match &opts.faults {
         Some(f) => Sim::with_faults(seed, f.clone()),
         None => Sim::new(seed),
     };
     sim.record_trace(opts.trace);
-    let addr = SocketAddr::new(Sim::ip_of_nth_host(0), 80);
+    let addr = SocketAddr::new(Sim::ip_of_nth_host(0), if tls { 443 } else { 80 });
     sim.host("server", move |io| {
         let config = HttpConfig {
             idle_connection_timeout: Duration::from_secs(30),
             header_timeout: Some(Duration::from_secs(10)),
             body_timeout: Some(Duration::from_secs(10)),
+            // Built here, inside the world, so its randomness is the seed's.
+            tls: tls.then(crate::core::tls::fixture::acceptor),
             ..HttpConfig::default()
         };
         match style {
@@ -164,16 +189,27 @@ pub fn run_styled(
         let h = sim.host(&format!("client{c}"), move |io| {
             let client = HttpClient::new(ClientConfig {
                 max_clients: CHAINS_PER_CLIENT,
+                tls: tls.then(crate::core::tls::fixture::connector),
                 ..ClientConfig::default()
             });
             for chain in 0..CHAINS_PER_CLIENT {
                 match style {
-                    Style::Callback => {
-                        next(io, &client, addr, plan.clone(), chain, records.clone())
-                    }
+                    Style::Callback => next(
+                        io,
+                        &client,
+                        (scheme, addr),
+                        plan.clone(),
+                        chain,
+                        records.clone(),
+                    ),
                     Style::Async => {
-                        let chain_task =
-                            run_chain(client.clone(), addr, plan.clone(), chain, records.clone());
+                        let chain_task = run_chain(
+                            client.clone(),
+                            (scheme, addr),
+                            plan.clone(),
+                            chain,
+                            records.clone(),
+                        );
                         io.spawn_detached(chain_task);
                     }
                 }
@@ -230,7 +266,7 @@ fn invariant(seed: u64, message: String) -> SimError {
 fn next(
     io: &mut IoLoop,
     client: &HttpClient,
-    addr: SocketAddr,
+    (scheme, addr): (&'static str, SocketAddr),
     plan: Rc<Vec<Planned>>,
     i: usize,
     records: Rc<RefCell<Vec<Record>>>,
@@ -241,7 +277,8 @@ fn next(
     let client = client.clone();
     io.call_later(p.pause, move |io| {
         records.borrow_mut()[i].started = Some(io.now());
-        let mut request = HttpRequest::new(p.method.clone(), format!("http://{addr}{}", p.path));
+        let mut request =
+            HttpRequest::new(p.method.clone(), format!("{scheme}://{addr}{}", p.path));
         request.body = p.body.clone();
         request.connect_timeout = Some(CONNECT_TIMEOUT);
         request.request_timeout = Some(REQUEST_TIMEOUT);
@@ -251,7 +288,7 @@ fn next(
             next(
                 io,
                 &chain_client,
-                addr,
+                (scheme, addr),
                 plan,
                 i + CHAINS_PER_CLIENT,
                 records,
@@ -263,7 +300,7 @@ fn next(
 /// A chain of requests as one task: pause, fetch, check, and on to the chain's next request.
 async fn run_chain(
     client: HttpClient,
-    addr: SocketAddr,
+    (scheme, addr): (&'static str, SocketAddr),
     plan: Rc<Vec<Planned>>,
     first: usize,
     records: Rc<RefCell<Vec<Record>>>,
@@ -272,7 +309,8 @@ async fn run_chain(
         let p = &plan[i];
         task::sleep(p.pause).await;
         records.borrow_mut()[i].started = Some(task::with_loop(|io| io.now()));
-        let mut request = HttpRequest::new(p.method.clone(), format!("http://{addr}{}", p.path));
+        let mut request =
+            HttpRequest::new(p.method.clone(), format!("{scheme}://{addr}{}", p.path));
         request.body = p.body.clone();
         request.connect_timeout = Some(CONNECT_TIMEOUT);
         request.request_timeout = Some(REQUEST_TIMEOUT);
@@ -315,7 +353,12 @@ fn check(io: &IoLoop, p: &Planned, rec: &mut Record, result: FetchResult) {
             rec.ok = true;
         }
         Err(e) => {
-            rec.timed_out = matches!(e, HttpError::Timeout { .. });
+            // A handshake cut by its time-out is a time-out too (a world of 1-byte buffers).
+            rec.timed_out = matches!(
+                e,
+                HttpError::Timeout { .. }
+                    | HttpError::Tls(crate::core::tls::TlsFailure::HandshakeTimeout)
+            );
             rec.error = Some(e.to_string());
         }
     }

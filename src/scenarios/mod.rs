@@ -75,6 +75,11 @@ pub fn all() -> &'static [Scenario] {
             run: http_chaos::run_async,
         },
         Scenario {
+            name: "https_chaos",
+            about: "http_chaos over TLS: every connection runs a verified handshake under the same faults",
+            run: http_chaos::run_tls,
+        },
+        Scenario {
             name: "web_chaos",
             about: "clients browse the demo web app as tasks under faults: right answers, a signed counter that only goes up",
             run: web_chaos::run,

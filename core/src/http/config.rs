@@ -34,6 +34,9 @@ pub struct HttpConfig {
     pub max_chunk_line_size: usize,
     /// Largest trailer section of a chunked body.
     pub max_trailer_size: usize,
+    /// Serve HTTPS: every accepted connection runs TLS with these options (Tornado's
+    /// `ssl_options`); `None` serves plain HTTP.
+    pub tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +54,7 @@ impl Default for HttpConfig {
             max_leading_empty_lines: 4,
             max_chunk_line_size: 4096,
             max_trailer_size: 16 * 1024,
+            tls: None,
         }
     }
 }

@@ -158,6 +158,12 @@ impl HttpServer {
 
     /// Serves HTTP on an already connected stream (e.g. one accepted elsewhere).
     pub fn serve_stream(&self, io: &mut IoLoop, stream: StreamId, peer: SocketAddr) {
+        if let Some(tls) = &self.shared.config.tls {
+            if io.start_tls(stream, tls.session()).is_err() {
+                io.close(stream);
+                return;
+            }
+        }
         let conn = Rc::new(RefCell::new(Conn {
             machine: ServerConn::new(self.shared.config.clone()),
             out: OutQueue::new(),
@@ -386,7 +392,8 @@ fn drive_events(
         match event {
             ServerEvent::Head(head) => {
                 let expect_continue = head.expect_continue();
-                let mut request = Request::new(head, conn.peer, false, &shared.config);
+                let tls = shared.config.tls.is_some();
+                let mut request = Request::new(head, conn.peer, tls, &shared.config);
                 request.recycle_fields_into(shared.fields.clone());
                 if let Some(limit) = shared.handler.body_limit(&request) {
                     // Streamed: the handler runs now and takes the body as it comes.

@@ -230,6 +230,14 @@ impl TcpStream {
         }
     }
 
+    /// Starts TLS on this stream (Tornado's `IOStream.start_tls`): right after `accept`
+    /// with an acceptor's session, or after `connect` with a connector's; reads and writes
+    /// are plaintext from then on. See [`IoLoop::start_tls`].
+    pub fn start_tls(&mut self, session: crate::tls::TlsSession) -> Result<(), StreamError> {
+        let id = self.id;
+        self.bound.with(|io| io.start_tls(id, session))
+    }
+
     /// The stream's id on its loop (for the callback API).
     pub fn id(&self) -> StreamId {
         self.id

@@ -681,7 +681,7 @@ pub enum AcceptError {
 /// A client's connection request: the URL and what to offer, with time and size limits.
 #[derive(Debug, Clone)]
 pub struct WsConnect {
-    /// `ws://host[:port]/path` (an IP literal or `localhost`; the core resolves no names).
+    /// `ws://` or `wss://host[:port]/path` (an IP literal or `localhost`; the core resolves no names).
     pub url: String,
     /// Subprotocols to offer, in order of preference.
     pub protocols: Vec<String>,
@@ -697,6 +697,8 @@ pub struct WsConnect {
     pub max_header_size: usize,
     /// The session's options once connected.
     pub options: WsOptions,
+    /// TLS for `wss://` (`None`: verify against the built-in webpki roots).
+    pub tls: Option<crate::tls::TlsConnector>,
 }
 
 impl WsConnect {
@@ -711,6 +713,7 @@ impl WsConnect {
             request_timeout: Duration::from_secs(20),
             max_header_size: 64 * 1024,
             options: WsOptions::default(),
+            tls: None,
         }
     }
 }
@@ -744,12 +747,12 @@ pub enum ConnectError {
 pub async fn connect(request: WsConnect, mut keys: MaskSource) -> Result<WebSocket, ConnectError> {
     let url = match request.url.split_once("://") {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("ws") => format!("http://{rest}"),
-        Some((scheme, _)) if scheme.eq_ignore_ascii_case("wss") => {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("wss") => format!("https://{rest}"),
+        _ => {
             return Err(ConnectError::Url(
-                "wss is not supported (no TLS in eddy yet)",
+                "expected ws://host/path or wss://host/path",
             ))
         }
-        _ => return Err(ConnectError::Url("expected ws://host/path")),
     };
     let target = parse_url(&url).map_err(ConnectError::Url)?;
     let addr = target
@@ -776,8 +779,24 @@ pub async fn connect(request: WsConnect, mut keys: MaskSource) -> Result<WebSock
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
+    let tls = match target.tls {
+        true => {
+            let connector = request
+                .tls
+                .clone()
+                .unwrap_or_else(crate::tls::TlsConnector::webpki_roots);
+            let session = connector
+                .session(&target.host)
+                .map_err(|_| ConnectError::Url("the host is not a valid TLS server name"))?;
+            Some(session)
+        }
+        false => None,
+    };
     let exchange = async {
         let mut tcp = TcpStream::connect_timeout(addr, request.connect_timeout).await?;
+        if let Some(session) = tls {
+            tcp.start_tls(session)?; // wss: the handshake below goes over TLS
+        }
         tcp.write(head)?;
         let answer = tcp
             .read_until(&b"\r\n\r\n"[..], Some(request.max_header_size))

@@ -29,6 +29,7 @@ use crate::error::{CloseReason, StreamError};
 use crate::http::sink::OutQueue;
 use crate::io_loop::{IoLoop, StreamHandler, StreamId, TimeoutHandle};
 use crate::time::{Duration, Instant};
+use crate::tls::{TlsConnector, TlsFailure};
 
 /// Called with each piece of the (decompressed) body as it arrives, instead of buffering it.
 pub type ChunkCallback = Box<dyn FnMut(&mut IoLoop, Bytes)>;
@@ -252,6 +253,9 @@ pub enum HttpError {
     /// The request's `on_head` or `on_chunk` callback panicked; the rest was dropped.
     #[error("an on_head/on_chunk callback panicked")]
     CallbackPanicked,
+    /// The TLS handshake or session failed (untrusted certificate, alert, time-out...).
+    #[error("TLS: {0}")]
+    Tls(TlsFailure),
 }
 
 impl HttpError {
@@ -285,6 +289,10 @@ pub struct ClientConfig {
     /// Ask servers to keep connections open and pool them (default true); false sends
     /// `Connection: close` on every request, as Tornado's simple_httpclient does.
     pub keep_alive: bool,
+    /// TLS for `https://` (`None`: verify against the built-in webpki roots). Turning
+    /// verification off takes an explicit connector built with
+    /// [`danger_accept_invalid_certificates`](crate::tls::TlsConnectorBuilder::danger_accept_invalid_certificates).
+    pub tls: Option<TlsConnector>,
 }
 
 impl Default for ClientConfig {
@@ -298,6 +306,7 @@ impl Default for ClientConfig {
             max_trailer_size: 16 * 1024,
             user_agent: Some(concat!("eddy/", env!("CARGO_PKG_VERSION")).to_owned()),
             keep_alive: true,
+            tls: None,
         }
     }
 }
@@ -334,14 +343,20 @@ struct Shared {
     resolver: Option<Resolver>,
     state: RefCell<PoolState>,
     stats: Cell<ClientStats>,
+    /// The webpki-roots connector, built at the first `https://` fetch without `config.tls`.
+    default_tls: RefCell<Option<TlsConnector>>,
 }
 
 #[derive(Default)]
 struct PoolState {
     active: usize,
     queue: VecDeque<Rc<RefCell<Fetch>>>,
-    idle: BTreeMap<SocketAddr, Vec<Rc<RefCell<Connection>>>>,
+    idle: BTreeMap<PoolKey, Vec<Rc<RefCell<Connection>>>>,
 }
+
+/// What a pooled connection may be reused for: its address, and for TLS the host name its
+/// certificate was verified against.
+type PoolKey = (SocketAddr, Option<String>);
 
 impl Shared {
     fn update(&self, f: impl FnOnce(&mut ClientStats)) {
@@ -379,6 +394,8 @@ struct Fetch {
 struct Connection {
     stream: StreamId,
     addr: SocketAddr,
+    /// The verified host name of a TLS connection.
+    tls_host: Option<String>,
     machine: ClientConn,
     out: OutQueue,
     fetch: Option<Rc<RefCell<Fetch>>>,
@@ -407,6 +424,7 @@ impl HttpClient {
                 resolver,
                 state: RefCell::new(PoolState::default()),
                 stats: Cell::new(ClientStats::default()),
+                default_tls: RefCell::new(None),
             }),
         }
     }
@@ -611,7 +629,8 @@ fn begin_hop(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>
         });
         fetch_rc.borrow_mut().request_timer = Some(t);
     }
-    if let Some(conn) = take_idle(io, shared, addr) {
+    let key = pool_key(fetch_rc, addr);
+    if let Some(conn) = take_idle(io, shared, &key) {
         fetch_rc.borrow_mut().reused = true;
         shared.update(|s| s.reused += 1);
         return send_on(io, shared, fetch_rc, conn);
@@ -619,24 +638,56 @@ fn begin_hop(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>
     connect(io, shared, fetch_rc, addr);
 }
 
-/// Opens a fresh connection for the fetch's current hop.
+/// The pool key of the fetch's current hop at `addr`.
+fn pool_key(fetch_rc: &Rc<RefCell<Fetch>>, addr: SocketAddr) -> PoolKey {
+    let f = fetch_rc.borrow();
+    let tls_host = f.target.as_ref().filter(|t| t.tls).map(|t| t.host.clone());
+    (addr, tls_host)
+}
+
+/// The connector for `https://`: the configured one, else one with the webpki roots, built
+/// once per client.
+fn connector(shared: &Shared) -> TlsConnector {
+    if let Some(c) = &shared.config.tls {
+        return c.clone();
+    }
+    shared
+        .default_tls
+        .borrow_mut()
+        .get_or_insert_with(TlsConnector::webpki_roots)
+        .clone()
+}
+
+/// Opens a fresh connection for the fetch's current hop (TLS for `https://`).
 fn connect(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, addr: SocketAddr) {
     let timeout = fetch_rc.borrow().req.connect_timeout;
     fetch_rc.borrow_mut().reused = false;
+    let tls_host = pool_key(fetch_rc, addr).1;
     // The connect callback holds the fetch: nothing else does while it connects.
     let fetch = fetch_rc.clone();
     let sh = shared.clone();
+    let host = tls_host.clone();
     let id = io.connect(addr, timeout, move |io, result| {
-        on_connected(io, &sh, fetch, addr, result)
+        on_connected(io, &sh, fetch, (addr, host), result)
     });
     fetch_rc.borrow_mut().connecting = Some(id);
+    if let Some(host) = tls_host {
+        let started = connector(shared)
+            .session(&host)
+            .map_err(|_| StreamError::Closed(CloseReason::Local))
+            .and_then(|session| io.start_tls(id, session));
+        if let Err(e) = started {
+            tracing::debug!(%host, error = %e, "TLS could not start");
+            io.close(id);
+        }
+    }
 }
 
 fn on_connected(
     io: &mut IoLoop,
     shared: &Rc<Shared>,
     fetch_rc: Rc<RefCell<Fetch>>,
-    addr: SocketAddr,
+    (addr, tls_host): PoolKey,
     result: Result<StreamId, StreamError>,
 ) {
     let live = {
@@ -659,6 +710,7 @@ fn on_connected(
                     phase: TimeoutPhase::Connect,
                 },
                 StreamError::Closed(CloseReason::Reset) => HttpError::ConnectionReset,
+                StreamError::Closed(CloseReason::Tls(failure)) => HttpError::Tls(failure),
                 StreamError::Closed(reason) => HttpError::Connect(reason),
                 _ => HttpError::Connect(CloseReason::Local),
             };
@@ -670,6 +722,7 @@ fn on_connected(
     let conn = Rc::new(RefCell::new(Connection {
         stream,
         addr,
+        tls_host,
         machine: ClientConn::new(ClientConnConfig {
             max_header_size: config.max_header_size,
             max_chunk_line_size: config.max_chunk_line_size,
@@ -696,15 +749,15 @@ fn on_connected(
 fn take_idle(
     io: &mut IoLoop,
     shared: &Rc<Shared>,
-    addr: SocketAddr,
+    key: &PoolKey,
 ) -> Option<Rc<RefCell<Connection>>> {
     loop {
         let conn = {
             let mut st = shared.state.borrow_mut();
-            let list = st.idle.get_mut(&addr)?;
+            let list = st.idle.get_mut(key)?;
             let conn = list.pop();
             if list.is_empty() {
-                st.idle.remove(&addr);
+                st.idle.remove(key);
             }
             conn?
         };
@@ -961,6 +1014,7 @@ impl StreamHandler for ConnHandler {
             }
             let err = match reason {
                 CloseReason::Reset => HttpError::ConnectionReset,
+                CloseReason::Tls(failure) => HttpError::Tls(failure),
                 CloseReason::Eof | CloseReason::Local => HttpError::ConnectionClosed,
                 other => HttpError::Connect(other),
             };
@@ -971,12 +1025,15 @@ impl StreamHandler for ConnHandler {
 
 /// Removes a connection from the idle pool if it is there.
 fn forget_idle(shared: &Rc<Shared>, conn: &Rc<RefCell<Connection>>) {
-    let addr = conn.borrow().addr;
+    let key = {
+        let c = conn.borrow();
+        (c.addr, c.tls_host.clone())
+    };
     let mut st = shared.state.borrow_mut();
-    if let Some(list) = st.idle.get_mut(&addr) {
+    if let Some(list) = st.idle.get_mut(&key) {
         list.retain(|c| !Rc::ptr_eq(c, conn));
         if list.is_empty() {
-            st.idle.remove(&addr);
+            st.idle.remove(&key);
         }
     }
 }
@@ -1239,13 +1296,14 @@ fn on_end(
 
 /// Returns a connection whose exchange completed to the pool, or closes it.
 fn release(io: &mut IoLoop, shared: &Rc<Shared>, conn_rc: &Rc<RefCell<Connection>>, clean: bool) {
-    let (reusable, addr) = {
+    let (reusable, key) = {
         let mut c = conn_rc.borrow_mut();
         c.fetch = None;
-        (!c.closed && clean && c.machine.can_reuse(), c.addr)
+        let key = (c.addr, c.tls_host.clone());
+        (!c.closed && clean && c.machine.can_reuse(), key)
     };
     let room =
-        shared.state.borrow().idle.get(&addr).map_or(0, Vec::len) < shared.config.max_idle_per_host;
+        shared.state.borrow().idle.get(&key).map_or(0, Vec::len) < shared.config.max_idle_per_host;
     if !(reusable && room) {
         return close_conn(io, conn_rc);
     }
@@ -1264,7 +1322,7 @@ fn release(io: &mut IoLoop, shared: &Rc<Shared>, conn_rc: &Rc<RefCell<Connection
         .state
         .borrow_mut()
         .idle
-        .entry(addr)
+        .entry(key)
         .or_default()
         .push(conn_rc.clone());
 }
@@ -1303,8 +1361,10 @@ fn follow(io: &mut IoLoop, shared: &Rc<Shared>, fetch_rc: &Rc<RefCell<Fetch>>, u
             }
         }
         let same_origin = match (f.target.as_ref(), parse_url(&url)) {
-            // Only http:// is fetched, so the origin is the host and the port.
-            (Some(old), Ok(new)) => old.host == new.host && old.port == new.port,
+            // The origin is the scheme, the host and the port (RFC 6454 §4).
+            (Some(old), Ok(new)) => {
+                old.tls == new.tls && old.host == new.host && old.port == new.port
+            }
             _ => false,
         };
         if !same_origin {

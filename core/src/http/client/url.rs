@@ -13,8 +13,10 @@ use http::Uri;
 pub struct Target {
     /// The host as written (brackets removed for IPv6 literals), lower-cased.
     pub host: String,
-    /// The port (80 when absent).
+    /// The port (80, or 443 for `https`, when absent).
     pub port: u16,
+    /// `https`: the connection runs TLS, verified against `host`.
+    pub tls: bool,
     /// The Host header value (`host[:port]` as written in the URL).
     pub authority: String,
     /// The request-target in origin form (`/path?query`).
@@ -23,18 +25,16 @@ pub struct Target {
     pub literal_addr: Option<SocketAddr>,
 }
 
-/// Parses an absolute `http://` URL; the error says what is wrong with it.
+/// Parses an absolute `http://` or `https://` URL; the error says what is wrong with it.
 pub fn parse_url(url: &str) -> Result<Target, &'static str> {
     let url = url.split('#').next().unwrap_or(url);
     let uri: Uri = url.parse().map_err(|_| "not a valid URI")?;
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("http") => {}
-        Some(s) if s.eq_ignore_ascii_case("https") => {
-            return Err("https is not supported (no TLS in eddy yet); use http://")
-        }
-        Some(_) => return Err("only http:// URLs are supported"),
+    let tls = match uri.scheme_str() {
+        Some(s) if s.eq_ignore_ascii_case("http") => false,
+        Some(s) if s.eq_ignore_ascii_case("https") => true,
+        Some(_) => return Err("only http:// and https:// URLs are supported"),
         None => return Err("URL has no scheme; expected http://host/..."),
-    }
+    };
     let authority = uri.authority().ok_or("URL has no host")?;
     if authority.as_str().contains('@') {
         return Err("user information in URLs is not supported");
@@ -46,6 +46,7 @@ pub fn parse_url(url: &str) -> Result<Target, &'static str> {
     let port = match authority.port() {
         Some(p) => p.as_u16(),
         None if authority.as_str().ends_with(':') => return Err("empty port"),
+        None if tls => 443,
         None => 80,
     };
     let host = raw_host
@@ -70,6 +71,7 @@ pub fn parse_url(url: &str) -> Result<Target, &'static str> {
     Ok(Target {
         host,
         port,
+        tls,
         authority: authority.as_str().to_owned(),
         path_and_query,
         literal_addr,
@@ -92,7 +94,16 @@ fn literal_addr(host: &str, port: u16) -> Option<SocketAddr> {
 impl Target {
     /// The absolute URL this target names.
     pub fn url(&self) -> String {
-        format!("http://{}{}", self.authority, self.path_and_query)
+        format!("{}{}{}", self.scheme(), self.authority, self.path_and_query)
+    }
+
+    /// `https://` or `http://`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https://"
+        } else {
+            "http://"
+        }
     }
 }
 
@@ -159,7 +170,7 @@ pub(super) fn join_location_bytes(base: &Target, location: &[u8]) -> String {
         let dir = &base_path[..base_path.rfind('/').map_or(0, |i| i + 1)];
         remove_dot_segments(&format!("{dir}{location}"))
     };
-    format!("http://{}{}", base.authority, joined)
+    format!("{}{}{}", base.scheme(), base.authority, joined)
 }
 
 /// True when `s` starts with `scheme ":"` (RFC 3986 §3.1) before any `/`, `?` or `#`.
@@ -237,9 +248,18 @@ mod tests {
     }
 
     #[test]
+    fn https_urls_default_to_port_443_and_keep_their_scheme() {
+        let t = parse_url("https://Example.com/a?b").unwrap();
+        assert!(t.tls);
+        assert_eq!((t.host.as_str(), t.port), ("example.com", 443));
+        assert_eq!(t.url(), "https://Example.com/a?b");
+        assert_eq!(join_location(&t, "/c"), "https://Example.com/c");
+        assert!(!parse_url("http://x/").unwrap().tls);
+    }
+
+    #[test]
     fn rejects_other_schemes_and_garbage() {
         for bad in [
-            "https://x/",
             "ftp://x/",
             "/relative",
             "http://",
