@@ -22,7 +22,7 @@ use crate::callback::CallbackQueue;
 use crate::error::{CloseReason, StreamError};
 use crate::file::FileRange;
 use crate::slab::{Key, Slab};
-use crate::stream::Chunk;
+use crate::stream::{Chunk, WriteChunks};
 use crate::stream::{
     Interest, ReadOutcome, ReadRequest, Stream, StreamState, DEFAULT_MAX_BUFFER_SIZE,
     DEFAULT_READ_CHUNK_SIZE,
@@ -1331,13 +1331,12 @@ impl IoLoop {
     }
 
     /// The queued bytes to write, oldest first (for one vectored write).
-    pub fn write_chunks(&self, id: StreamId) -> impl Iterator<Item = &[u8]> {
+    pub fn write_chunks(&self, id: StreamId) -> WriteChunks<'_> {
         self.streams
             .get(id.0)
             .filter(|e| !e.close_queued)
             .map(|e| e.stream.write_chunks())
-            .into_iter()
-            .flatten()
+            .unwrap_or_default()
     }
 
     /// The file range to send next, when the stream's queue starts with one (then

@@ -46,6 +46,6 @@ pub use io_loop::{
     Clock, IoAction, IoLoop, ListenOptions, ListenerId, LoopConfig, LoopStats, PeriodicId, Remote,
     StreamHandler, StreamId, TimeoutHandle,
 };
-pub use stream::{Chunk, Interest, ReadRequest, Stream, StreamState};
+pub use stream::{Chunk, Interest, ReadRequest, Stream, StreamState, WriteChunks};
 pub use time::{Duration, Instant};
 pub use timer::{TimerHeap, TimerId};

@@ -155,6 +155,42 @@ impl Chunk {
     }
 }
 
+/// The queued bytes a driver may write now, oldest first: at most [`MAX_WRITE_SLICES`],
+/// stopping before a file range ([`Stream::write_chunks`], [`IoLoop::write_chunks`]).
+///
+/// A flat iterator written by hand: it runs on every write of every stream.
+///
+/// [`IoLoop::write_chunks`]: crate::IoLoop::write_chunks
+#[derive(Debug, Clone, Default)]
+pub struct WriteChunks<'a> {
+    first: Option<&'a [u8]>,
+    rest: Option<std::collections::vec_deque::Iter<'a, Chunk>>,
+    left: usize,
+}
+
+impl<'a> Iterator for WriteChunks<'a> {
+    type Item = &'a [u8];
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        match self.rest.as_mut()?.next() {
+            Some(Chunk::Bytes(b)) => Some(b.as_ref()),
+            // A file range is sent on its own (`front_file`); nothing after it goes first.
+            Some(Chunk::File(_)) | None => {
+                self.left = 0;
+                None
+            }
+        }
+    }
+}
+
 /// The write queue: the front chunk inline, later ones in a deque. A stream that writes
 /// one response at a time (keep-alive) never allocates the deque, so an idle stream holds
 /// no queue memory. File ranges wait in the deque; the front is always in memory.
@@ -210,16 +246,6 @@ impl WriteQueue {
             };
             self.front = data;
         }
-    }
-
-    /// The in-memory chunks before the first file range.
-    fn bytes(&self) -> impl Iterator<Item = &Bytes> {
-        core::iter::once(&self.front)
-            .filter(|b| !b.is_empty())
-            .chain(self.rest.iter().map_while(|c| match c {
-                Chunk::Bytes(b) => Some(b),
-                Chunk::File(_) => None,
-            }))
     }
 
     /// The file range at the front of the queue, if the queue starts with one.
@@ -616,16 +642,22 @@ impl Stream {
 
     /// The queued bytes, oldest first, for a vectored write of at most [`MAX_WRITE_SLICES`];
     /// it stops before a file range (see [`Stream::front_file`]).
-    pub fn write_chunks(&self) -> impl Iterator<Item = &[u8]> {
+    pub fn write_chunks(&self) -> WriteChunks<'_> {
         // A TLS stream offers its ciphertext; its plaintext queue is the layer's input.
-        let tls = self.tls.as_deref().map(TlsLayer::outgoing);
-        let plain = match tls {
-            Some(_) => None,
-            None => Some(self.write_queue.bytes().take(MAX_WRITE_SLICES)),
-        };
-        tls.filter(|c| !c.is_empty())
-            .into_iter()
-            .chain(plain.into_iter().flatten().map(|b| b.as_ref()))
+        if let Some(tls) = self.tls.as_deref() {
+            let out = tls.outgoing();
+            return WriteChunks {
+                first: Some(out).filter(|c| !c.is_empty()),
+                rest: None,
+                left: 1,
+            };
+        }
+        let front = &self.write_queue.front;
+        WriteChunks {
+            first: Some(front.as_ref()).filter(|b| !b.is_empty()),
+            rest: Some(self.write_queue.rest.iter()),
+            left: MAX_WRITE_SLICES,
+        }
     }
 
     /// True when a file range waits somewhere in the write queue (never on a TLS stream:

@@ -188,10 +188,25 @@ pub(crate) fn send_chunks<'a>(
         let _ = more;
         SEND_FLAGS
     };
-    let mut slices: [IoSlice<'a>; MAX_SLICES] = std::array::from_fn(|_| IoSlice::new(&[]));
-    let mut count = 0;
-    let mut offered = 0;
-    for chunk in chunks.take(MAX_SLICES) {
+    let mut chunks = chunks.take(MAX_SLICES);
+    let Some(first) = chunks.next() else {
+        return Ok((0, 0));
+    };
+    let Some(second) = chunks.next() else {
+        // One slice (a whole small response or message, the usual case) goes out with
+        // send(2): no iovec array to fill, and the kernel copies in no msghdr.
+        if first.is_empty() {
+            return Ok((0, 0));
+        }
+        return retry_interrupted(|| sock.send_with_flags(first, flags)).map(|n| (n, first.len()));
+    };
+    // IoSlice is Copy: the array is filled by a plain store loop, only when needed.
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    slices[0] = IoSlice::new(first);
+    slices[1] = IoSlice::new(second);
+    let mut count = 2;
+    let mut offered = first.len() + second.len();
+    for chunk in chunks {
         slices[count] = IoSlice::new(chunk);
         offered += chunk.len();
         count += 1;
@@ -199,17 +214,16 @@ pub(crate) fn send_chunks<'a>(
     if offered == 0 {
         return Ok((0, 0));
     }
+    retry_interrupted(|| sock.send_vectored_with_flags(&slices[..count], flags))
+        .map(|n| (n, offered))
+}
+
+/// Runs a system call again while it fails with `EINTR`.
+fn retry_interrupted(mut call: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
     loop {
-        // One slice (a whole small response, the usual case) goes out with send(2): the
-        // kernel then skips copying in a msghdr and an iovec array.
-        let result = if count == 1 {
-            sock.send_with_flags(&slices[0], flags)
-        } else {
-            sock.send_vectored_with_flags(&slices[..count], flags)
-        };
-        match result {
+        match call() {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(|n| (n, offered)),
+            other => return other,
         }
     }
 }
