@@ -14,6 +14,9 @@ use super::utf8::Utf8Validator;
 use crate::http::{OutQueue, ResponseSink};
 use crate::stream::Chunk;
 
+/// Payloads up to this long are copied behind their frame header (one send per frame).
+const COALESCE_MAX: usize = 16 * 1024;
+
 /// Which end of the connection this machine is; it decides who masks (RFC 6455 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -670,11 +673,18 @@ impl WsConn {
         let n = header.write(&mut head);
         self.out.put_slice(&head[..n]);
         match header.mask {
+            // A small payload is copied behind its header: the frame then leaves in one
+            // send(2) rather than a two-part sendmsg, which costs the kernel more than the copy.
+            None if payload.len() <= COALESCE_MAX => self.out.put_slice(&payload),
             None => self.out.put_bytes(payload),
             Some(key) => {
                 let mut masked = payload.to_vec();
                 apply_mask(&mut masked, key, 0);
-                self.out.put_bytes(Bytes::from(masked));
+                if masked.len() <= COALESCE_MAX {
+                    self.out.put_slice(&masked);
+                } else {
+                    self.out.put_bytes(Bytes::from(masked));
+                }
             }
         }
     }
