@@ -6,7 +6,9 @@
 # sending a SIZE-byte binary message and awaiting its echo) to CPU 1; servers alternate
 # ROUNDS times. CPU per message is the server's utime+stime over the run divided by the
 # echoes it served (/proc/PID/stat), the figure to compare when both are CPU-bound.
-# Environment: SECS (per run, default 5), ROUNDS (3), CONNS (50), SIZE (1024),
+# Then the memory of IDLE idle WebSocket sessions (default 10,000; 0 skips it): each server's
+# resident memory growth divided by the session count.
+# Environment: SECS (per run, default 5), ROUNDS (3), CONNS (50), SIZE (1024), IDLE,
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Loopback only; every run ends by itself.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -25,10 +27,13 @@ tick=$(getconf CLK_TCK)
 echo "building (release)..." >&2
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --example ws_echo)
 (cd "$root/benches/peers" && CARGO_TARGET_DIR="$target/peers" cargo build --release --quiet \
-    --bin tungstenite_echo --bin ws_load)
+    --bin tungstenite_echo --bin ws_load --bin ws_idle)
 eddy_bin="$target/release/examples/ws_echo"
 peer_bin="$target/peers/release/tungstenite_echo"
 load_bin="$target/peers/release/ws_load"
+idle_bin="$target/peers/release/ws_idle"
+IDLE=${IDLE:-10000}
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # cpu_ticks PID -> utime+stime in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -77,3 +82,34 @@ for server in eddy tungstenite; do
     printf '%-14s %12s %18s %10s\n' "$server" "$r" "$c" "$ratio"
 done
 echo "(medians of $ROUNDS alternating rounds; eddy driver: ${EDDY_DRIVER:-mio}; ratio = CPU per echo / tokio-tungstenite's, lower is better; eddy $e_cpu us)"
+
+# idle_memory SERVER -> KiB per idle session
+idle_memory() {
+    local port pid before after fifo line probe
+    port=$(pick_port)
+    case $1 in
+        eddy) taskset -c "$server_cpu" "$eddy_bin" --port "$port" --threads 1 >/dev/null & ;;
+        tungstenite) taskset -c "$server_cpu" "$peer_bin" --port "$port" >/dev/null & ;;
+    esac
+    pid=$!
+    wait_port "$port"
+    sleep 0.2
+    before=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+    fifo=$(mktemp -u); mkfifo "$fifo"
+    "$idle_bin" "$port" "$IDLE" 8 >"$fifo" &
+    probe=$!
+    read -r line <"$fifo"
+    [ "$line" = ready ] || { echo "idle probe failed against $1" >&2; kill "$pid"; return 1; }
+    sleep 0.5
+    after=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+    kill "$probe" 2>/dev/null || true; wait "$probe" 2>/dev/null || true
+    rm -f "$fifo"
+    kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+    awk -v b="$before" -v a="$after" -v n="$IDLE" 'BEGIN { printf "%.2f\n", (a - b) / n }'
+}
+
+[ "$IDLE" -gt 0 ] || exit 0
+printf '\nidle WebSocket sessions: %d\n' "$IDLE"
+for server in eddy tungstenite; do
+    printf 'KiB per session: %-12s %6.2f\n' "$server" "$(idle_memory "$server")"
+done
