@@ -8,7 +8,7 @@ use std::rc::Rc;
 use eddy_core::http::{
     spawn_response_task, Handler, HttpConfig, HttpServer, Request, Responder, ResponseWriter,
 };
-use eddy_core::task::{timeout, with_loop};
+use eddy_core::task::{timeout_unpin, with_loop};
 use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
 
 use crate::error::HttpError;
@@ -417,7 +417,7 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
     let outcome = match endpoint {
         Err(e) => Outcome::Done(Err(e)),
         Ok(None) => Outcome::Done(Err(HttpError::new(404))),
-        Ok(Some(endpoint)) => match timeout(limit, endpoint.call(&mut ex)).await {
+        Ok(Some(endpoint)) => match timeout_unpin(limit, endpoint.call(&mut ex)).await {
             Ok(outcome) => outcome,
             Err(_) => Outcome::Done(Err(HttpError::new(503)
                 .with_log_message(format!("handler still running after {limit:?}")))),

@@ -51,7 +51,9 @@ pub use blocking::{spawn_blocking, BlockingError, BlockingPool, BlockingTask};
 pub use current::{try_with_loop, with_loop};
 pub use executor::{spawn, yield_now, AbortHandle, JoinError, JoinHandle, YieldNow};
 pub use tcp::{Accept, Connect, Flush, Read, TcpListener, TcpStream};
-pub use time::{interval, sleep, sleep_until, timeout, Elapsed, Interval, Sleep, Timeout};
+pub use time::{
+    interval, sleep, sleep_until, timeout, timeout_unpin, Elapsed, Interval, Sleep, Timeout,
+};
 
 pub(crate) use current::LoopBound;
 pub(crate) use executor::{has_woken_tasks, next_loop_no, TaskHeader, TaskSlot};

@@ -109,25 +109,33 @@ pub struct Elapsed;
 ///
 /// # Panics
 /// Outside a task.
-pub fn timeout<F: Future>(limit: Duration, future: F) -> Timeout<F> {
+pub fn timeout<F: Future>(limit: Duration, future: F) -> Timeout<Pin<Box<F>>> {
+    timeout_unpin(limit, Box::pin(future))
+}
+
+/// [`timeout`] for a future that is already `Unpin` (a boxed future, say): no allocation.
+///
+/// # Panics
+/// Outside a task.
+pub fn timeout_unpin<F: Future + Unpin>(limit: Duration, future: F) -> Timeout<F> {
     Timeout {
-        future: Box::pin(future),
+        future,
         sleep: sleep(limit),
     }
 }
 
-/// The future of [`timeout`].
+/// The future of [`timeout`] and [`timeout_unpin`].
 #[must_use = "futures do nothing unless awaited"]
 pub struct Timeout<F> {
-    future: Pin<Box<F>>,
+    future: F,
     sleep: Sleep,
 }
 
-impl<F: Future> Future for Timeout<F> {
+impl<F: Future + Unpin> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = self.future.as_mut().poll(cx) {
+        if let Poll::Ready(v) = Pin::new(&mut self.future).poll(cx) {
             return Poll::Ready(Ok(v));
         }
         match Pin::new(&mut self.sleep).poll(cx) {
