@@ -14,12 +14,6 @@ set -euo pipefail
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
-tick=$(getconf CLK_TCK)
 
 echo "building (release)..." >&2
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --quiet \

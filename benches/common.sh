@@ -1,4 +1,13 @@
-# Shell helpers shared by the load benchmarks (sourced by echo.sh and http.sh).
+# Shell helpers and settings shared by the load benchmarks (sourced by every benches/*.sh).
+
+# The checkout, the cargo target directory, and the CPUs: the server on 0, the load on 1
+# (both on 0 on a one-core machine); the kernel's clock tick for /proc/PID/stat times.
+root=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-$root/target}
+ncpu=$(nproc)
+server_cpu=0
+load_cpu=$(( ncpu > 1 ? 1 : 0 ))
+tick=$(getconf CLK_TCK)
 
 # A free loopback port.
 pick_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -16,11 +16,6 @@ SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-1}
 CONNS=${CONNS:-50}
 ACCEPT_CONNS=${ACCEPT_CONNS:-8}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
 
 echo "building (release)..." >&2
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --example echo)

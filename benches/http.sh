@@ -26,11 +26,6 @@ SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-1}
 CONNS=${CONNS:-50}
 IDLE=${IDLE:-10000}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
 
 if ! command -v wrk >/dev/null 2>&1; then
     echo "installing wrk..." >&2
@@ -46,7 +41,6 @@ hyper_bin="$target/peers/release/hyper_hello"
 floor_bin="$target/peers/release/floor_hello"
 idle_bin="$target/peers/release/idle_conns"
 servers=${SERVERS:-eddy hyper floor}
-tick=$(getconf CLK_TCK)
 
 start_server() { # name port [scenario] -> pid
     case $1 in

@@ -13,8 +13,6 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 
 ROUNDS=${ROUNDS:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
 cpu=$(( $(nproc) > 1 ? 1 : 0 ))
 
 echo "building (release)..." >&2

@@ -15,12 +15,6 @@ set -euo pipefail
 
 SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-1}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
-tick=$(getconf CLK_TCK)
 
 for tool in wrk nginx; do
     if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$tool" ]; then

@@ -19,11 +19,6 @@ set -euo pipefail
 SECS=${SECS:-10}
 ROUNDS=${ROUNDS:-1}
 CONNS=${CONNS:-50}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
 cert="$root/core/src/tls/fixture/server.pem"
 key="$root/core/src/tls/fixture/server.key"
 
@@ -39,7 +34,6 @@ echo "building (release)..." >&2
     --bin hyper_tls_hello)
 eddy_bin="$target/release/examples/hello_tls"
 hyper_bin="$target/peers/release/hyper_tls_hello"
-tick=$(getconf CLK_TCK)
 
 start_server() { # name port -> pid
     case $1 in

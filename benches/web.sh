@@ -13,12 +13,6 @@ set -euo pipefail
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
-tick=$(getconf CLK_TCK)
 command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 1; }
 
 echo "building (release)..." >&2

@@ -17,21 +17,15 @@ SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 SIZE=${SIZE:-1024}
-root=$(cd "$(dirname "$0")/.." && pwd)
-target=${CARGO_TARGET_DIR:-$root/target}
-ncpu=$(nproc)
-server_cpu=0
-load_cpu=$(( ncpu > 1 ? 1 : 0 ))
-tick=$(getconf CLK_TCK)
 
 echo "building (release)..." >&2
 (cd "$root" && CARGO_TARGET_DIR="$target" cargo build --release --quiet --example ws_echo)
 (cd "$root/benches/peers" && CARGO_TARGET_DIR="$target/peers" cargo build --release --quiet \
-    --bin tungstenite_echo --bin ws_load --bin ws_idle)
+    --bin tungstenite_echo --bin ws_load --bin idle_conns)
 eddy_bin="$target/release/examples/ws_echo"
 peer_bin="$target/peers/release/tungstenite_echo"
 load_bin="$target/peers/release/ws_load"
-idle_bin="$target/peers/release/ws_idle"
+idle_bin="$target/peers/release/idle_conns"
 IDLE=${IDLE:-10000}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
@@ -96,7 +90,7 @@ idle_memory() {
     sleep 0.2
     before=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
     fifo=$(mktemp -u); mkfifo "$fifo"
-    "$idle_bin" "$port" "$IDLE" 8 >"$fifo" &
+    "$idle_bin" "$port" "$IDLE" 8 ws >"$fifo" &
     probe=$!
     read -r line <"$fifo"
     [ "$line" = ready ] || { echo "idle probe failed against $1" >&2; kill "$pid"; return 1; }
