@@ -21,6 +21,9 @@ pub const DEFAULT_READ_CHUNK_SIZE: usize = 64 * 1024;
 pub const INITIAL_READ_SIZE: usize = 2 * 1024;
 /// After a buffer larger than this drains, the next reservation starts small again.
 pub const IDLE_BUFFER_KEEP: usize = 8 * 1024;
+
+/// Spare room in a read buffer worth lending as it is (less is topped up to the read hint).
+const MIN_LENT_ROOM: usize = 1024;
 /// The most slices a driver is offered for one vectored write.
 pub const MAX_WRITE_SLICES: usize = 64;
 
@@ -557,13 +560,22 @@ impl Stream {
         if room == 0 {
             return None;
         }
-        self.lent = room;
         // A TLS stream lends its ciphertext buffer; plaintext appears after `handle_read`.
         let buf = match &mut self.tls {
             Some(tls) => tls.incoming_mut(),
             None => &mut self.read_buf,
         };
-        buf.reserve(room);
+        // Room left behind earlier reads is lent as it is while there is enough of it: a
+        // request head split off the buffer may still be alive in a handler, and reserving
+        // now would allocate a new buffer per request instead of filling this one.
+        let spare = buf.capacity() - buf.len();
+        let room = if spare >= room.min(MIN_LENT_ROOM) {
+            spare.min(room)
+        } else {
+            buf.reserve(room);
+            room
+        };
+        self.lent = room;
         Some(buf.limit(room))
     }
 
@@ -585,7 +597,7 @@ impl Stream {
             self.after_tls_input();
         }
         debug_assert!(self.tls.is_some() || n <= self.read_buf.len());
-        if n >= self.lent && self.lent > 0 {
+        if n >= self.lent && self.lent >= self.read_hint {
             // The read filled the room: the peer sends faster than we reserve.
             self.read_hint = (self.read_hint * 2).min(self.read_chunk_size);
         }

@@ -69,6 +69,8 @@ pub(crate) struct Reactor<S: Selector> {
     streams: Vec<Option<StreamSock>>,
     listeners: Vec<Option<ListenerSock>>,
     dirty: Vec<StreamId>,
+    /// The other list of `dirty`'s pair (empty, kept for its capacity).
+    dirty_spare: Vec<StreamId>,
     events: Vec<Readiness>,
     wants: Vec<Want>,
     attached: bool,
@@ -97,6 +99,7 @@ impl<S: Selector> Reactor<S> {
             streams: Vec::new(),
             listeners: Vec::new(),
             dirty: Vec::new(),
+            dirty_spare: Vec::new(),
             events: Vec::new(),
             wants: Vec::new(),
             attached: false,
@@ -151,12 +154,16 @@ impl<S: Selector> Reactor<S> {
                 }
                 continue;
             }
-            for id in std::mem::take(&mut self.dirty) {
+            // Two lists take turns, so a busy loop allocates none per pass.
+            let mut batch =
+                std::mem::replace(&mut self.dirty, std::mem::take(&mut self.dirty_spare));
+            for id in batch.drain(..) {
                 if let Some(s) = self.stream_mut(id) {
                     s.dirty = false;
                 }
                 self.serve_stream(io, id);
             }
+            self.dirty_spare = batch;
         }
     }
 
