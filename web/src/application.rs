@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use eddy_core::http::{
-    spawn_response_task, Handler, HttpConfig, HttpServer, Request, Responder, ResponseWriter,
+    spawn_response_task, BodyFraming, Handler, HttpConfig, HttpServer, Request, Responder,
 };
 use eddy_core::task::{timeout_unpin, with_loop};
 use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
@@ -379,50 +379,71 @@ struct AppHandler(Rc<AppShared>);
 impl Handler for AppHandler {
     fn handle(&self, io: &mut IoLoop, request: Request, responder: Responder) {
         let app = self.0.clone();
-        spawn_response_task(io, responder, move |writer| serve(app, request, writer));
+        let started = io.now();
+        spawn_response_task(io, responder, move |writer| {
+            let (args, endpoint) = route(&app, &request);
+            serve(Exchange::new(request, args, app, writer), endpoint, started)
+        });
     }
 
     fn body_limit(&self, request: &Request) -> Option<u64> {
-        if !self.0.streams_bodies.get() {
-            return None; // no route streams: skip the lookup on every head
+        // No route streams, or nothing to stream: skip the lookup on every head.
+        if !self.0.streams_bodies.get() || request.head().framing() == BodyFraming::Empty {
+            return None;
         }
         let router = self.0.router.borrow();
         router
-            .find_target(request.host_name(), request.path())?
+            .find_target(|| request.host_name(), request.path())?
             .body_limit()
     }
 }
 
-/// Handles one request: route, run the handler (bounded in time, panics caught), answer
-/// errors with their page, log one access line.
-async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
-    let started = with_loop(|io| io.now());
-    let found = {
-        let router = app.router.borrow();
-        router
-            .find(request.host_name(), request.path())
-            .map(|(rule, args)| (rule.target.clone(), args))
-    };
-    // What to run, and the captures it gets (a bad capture or no route: an error page).
-    let (args, endpoint) = match found {
-        Some((endpoint, Ok(args))) => (args, Ok(Some(endpoint))),
+/// What a request runs: its route's handler with the captures, the default handler
+/// (`Ok(None)`: the 404 page), or an error page for a capture that does not decode.
+type Routed = Result<Option<Rc<dyn Endpoint>>, HttpError>;
+
+/// Finds the route for `request`.
+fn route(app: &AppShared, request: &Request) -> (PathArgs, Routed) {
+    let router = app.router.borrow();
+    match router.find(|| request.host_name(), request.path()) {
+        Some((rule, Ok(args))) => (args, Ok(Some(rule.target.clone()))),
         Some((_, Err(e))) => (
             PathArgs::default(),
             Err(HttpError::new(400).with_log_message(e.to_string())),
         ),
         None => (PathArgs::default(), Ok(app.default_handler.clone())),
-    };
-    let limit = app.settings.handler_timeout;
-    let mut ex = Exchange::new(request, args, app.clone(), writer);
-    let outcome = match endpoint {
-        Err(e) => Outcome::Done(Err(e)),
-        Ok(None) => Outcome::Done(Err(HttpError::new(404))),
-        Ok(Some(endpoint)) => match timeout_unpin(limit, endpoint.call(&mut ex)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Outcome::Done(Err(HttpError::new(503)
-                .with_log_message(format!("handler still running after {limit:?}")))),
-        },
-    };
+    }
+}
+
+/// Handles one routed request: run the handler (bounded in time, panics caught), answer
+/// errors with their page, log one access line.
+///
+/// A plain function returning an `async move` block, so the exchange lives in the task once,
+/// where it was captured: an `async fn` keeps its arguments and the locals they move into
+/// in separate slots (measured: 1,624 bytes against 802 for an 800-byte argument).
+#[allow(clippy::manual_async_fn)]
+fn serve(
+    mut ex: Exchange,
+    endpoint: Routed,
+    started: eddy_core::Instant,
+) -> impl std::future::Future<Output = ()> {
+    async move {
+        let limit = ex.settings().handler_timeout;
+        let outcome = match endpoint {
+            Err(e) => Outcome::Done(Err(e)),
+            Ok(None) => Outcome::Done(Err(HttpError::new(404))),
+            Ok(Some(endpoint)) => match timeout_unpin(limit, endpoint.call(&mut ex)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Done(Err(HttpError::new(503)
+                    .with_log_message(format!("handler still running after {limit:?}")))),
+            },
+        };
+        end(&mut ex, outcome, started);
+    }
+}
+
+/// Answers what the handler left unanswered, then counts and logs the request.
+fn end(ex: &mut Exchange, outcome: Outcome, started: eddy_core::Instant) {
     match outcome {
         Outcome::Done(Ok(())) => {}
         Outcome::Done(Err(e)) => {
@@ -435,19 +456,20 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
             } else if let Some(log) = e.log_message() {
                 tracing::warn!(status = e.status(), log, "handler error");
             }
-            fail(&mut ex, &e, None);
+            fail(ex, &e, None);
         }
         Outcome::Panicked(message) => {
             tracing::error!(panic = %message, path = ex.request().path(), "handler panicked; answered 500");
-            fail(&mut ex, &HttpError::new(500), Some(&message));
+            fail(ex, &HttpError::new(500), Some(&message));
         }
     }
     ex.finish();
     let took = with_loop(|io| io.now()) - started;
-    if let Some(metrics) = &app.settings.metrics {
+    let settings = ex.settings();
+    if let Some(metrics) = &settings.metrics {
         metrics.record_request(ex.status(), took);
     }
-    match &app.settings.log_function {
+    match &settings.log_function {
         Some(log) => log(&RequestLog {
             status: ex.status(),
             method: ex.method().as_str(),
@@ -456,7 +478,7 @@ async fn serve(app: Rc<AppShared>, request: Request, writer: ResponseWriter) {
             remote_ip: ex.remote_ip(),
             duration: took,
         }),
-        None => log_request(&ex, took),
+        None => log_request(ex, took),
     }
 }
 

@@ -44,29 +44,44 @@ pub fn is_compressible(content_type: &str) -> bool {
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
-    media.starts_with("text/")
-        || media.ends_with("+json")
-        || media.ends_with("+xml")
-        || matches!(
-            media.as_str(),
-            "application/json"
-                | "application/javascript"
-                | "application/x-javascript"
-                | "application/xml"
-                | "application/xhtml+xml"
-                | "image/svg+xml"
-        )
+        .as_bytes();
+    let starts = |p: &[u8]| media.len() >= p.len() && media[..p.len()].eq_ignore_ascii_case(p);
+    let ends =
+        |p: &[u8]| media.len() >= p.len() && media[media.len() - p.len()..].eq_ignore_ascii_case(p);
+    starts(b"text/")
+        || ends(b"+json")
+        || ends(b"+xml")
+        || [
+            &b"application/json"[..],
+            b"application/javascript",
+            b"application/x-javascript",
+            b"application/xml",
+            b"image/svg+xml",
+        ]
+        .iter()
+        .any(|t| media.eq_ignore_ascii_case(t))
 }
 
 /// Adds `Accept-Encoding` to `Vary`, keeping what is there.
 pub fn add_vary(headers: &mut HeaderMap) {
-    let merged = match headers.get(VARY).and_then(|v| v.to_str().ok()) {
-        Some(v) if v.to_ascii_lowercase().contains("accept-encoding") => return,
-        Some(v) => format!("{v}, Accept-Encoding"),
-        None => "Accept-Encoding".to_owned(),
+    const ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("Accept-Encoding");
+    let merged = match headers.get(VARY) {
+        None => {
+            headers.insert(VARY, ACCEPT_ENCODING);
+            return;
+        }
+        Some(v) => {
+            let v = v.as_bytes();
+            let named = v
+                .split(|&b| b == b',')
+                .any(|item| item.trim_ascii().eq_ignore_ascii_case(b"accept-encoding"));
+            if named || v.trim_ascii() == b"*" {
+                return;
+            }
+            [v, b", Accept-Encoding"].concat()
+        }
     };
-    if let Ok(value) = HeaderValue::from_str(&merged) {
+    if let Ok(value) = HeaderValue::from_bytes(&merged) {
         headers.insert(VARY, value);
     }
 }
@@ -167,6 +182,18 @@ mod tests {
         add_vary(&mut v);
         add_vary(&mut v);
         assert_eq!(v.get(VARY).unwrap(), "Cookie, Accept-Encoding");
+        let mut none = HeaderMap::new();
+        add_vary(&mut none);
+        assert_eq!(none.get(VARY).unwrap(), "Accept-Encoding");
+        let mut star = HeaderMap::new();
+        star.insert(VARY, HeaderValue::from_static("*"));
+        add_vary(&mut star);
+        assert_eq!(star.get(VARY).unwrap(), "*", "Vary: * already covers it");
+        assert!(is_compressible("TEXT/CSS"));
+        assert!(is_compressible("Application/JSON ; charset=UTF-8"));
+        assert!(is_compressible("image/svg+xml"));
+        assert!(!is_compressible("application/octet-stream"));
+        assert!(!is_compressible("tex"));
     }
 
     #[test]

@@ -42,8 +42,8 @@ pub struct Exchange {
     finished: bool,
     body_arguments: Option<Arguments>,
     xsrf_token: Option<String>,
-    /// A flushed response being gzipped as one stream.
-    gzip: Option<compress::GzipStream>,
+    /// A flushed response being gzipped as one stream (boxed: rare, and large).
+    gzip: Option<Box<compress::GzipStream>>,
     /// The body length announced by [`Exchange::send_head`], when the handler set one.
     content_length: Option<u64>,
 }
@@ -55,8 +55,9 @@ impl Exchange {
         app: Rc<AppShared>,
         writer: ResponseWriter,
     ) -> Exchange {
-        // Room for a typical response's fields, so inserting them never regrows the map.
-        let mut headers = HeaderMap::with_capacity(12);
+        // Room for a typical response's fields (type, ETag, Vary, a cookie or two) in an
+        // allocation small enough for the allocator's per-thread cache.
+        let mut headers = HeaderMap::with_capacity(6);
         headers.insert(CONTENT_TYPE, HTML_UTF8);
         Exchange {
             request,
@@ -241,7 +242,11 @@ impl Exchange {
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=UTF-8"),
         );
-        self.body.extend_from_slice(&json);
+        if self.body.is_empty() {
+            self.body = json; // the usual case: the JSON is the whole body, no copy
+        } else {
+            self.body.extend_from_slice(&json);
+        }
         Ok(())
     }
 
@@ -341,7 +346,7 @@ impl Exchange {
                 if compress::accepts_gzip(self.request.header_all("accept-encoding")) {
                     self.headers
                         .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                    self.gzip = Some(compress::GzipStream::default());
+                    self.gzip = Some(Box::default());
                 }
             }
             writer
@@ -635,10 +640,12 @@ impl Exchange {
 }
 
 /// Tornado's `compute_etag`: the body's SHA-1 in hex, quoted (written without `fmt`,
-/// which costs more than the hash itself on a small body).
+/// which costs more than the hash itself on a small body; `sha1` uses the CPU's SHA
+/// instructions where it has them).
 fn body_etag(body: &[u8]) -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = sha1_smol::Sha1::from(body).digest().bytes();
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(body);
     let mut tag = [b'"'; 42];
     for (i, b) in digest.iter().enumerate() {
         tag[1 + 2 * i] = HEX[usize::from(b >> 4)];

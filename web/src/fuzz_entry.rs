@@ -51,8 +51,8 @@ pub fn web_inputs(data: &[u8]) {
     let _ = accepts_gzip(std::iter::once(a.as_bytes()));
     // Paths against a few routes: captures decode or fail as values.
     let router = routes();
-    let _ = router.find(b, a);
-    let _ = router.find_target(b, a);
+    let _ = router.find(|| b, a);
+    let _ = router.find_target(|| b, a);
     if let Ok(url) = router.reverse_url("r0", &[a]) {
         assert!(url.starts_with("/user/"));
     }

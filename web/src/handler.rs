@@ -48,7 +48,8 @@ pub trait RequestHandler: 'static {
 
     /// `Some(max_body_size)` streams the request body (Tornado's `stream_request_body`): the
     /// handler runs as soon as the head is in and reads pieces with
-    /// [`Exchange::take_body_stream`], so a large upload never sits in memory whole.
+    /// [`Exchange::take_body_stream`], so a large upload never sits in memory whole. A request
+    /// without a body has nothing to stream: `take_body_stream` gives `None` for it.
     const STREAMED_BODY_LIMIT: Option<u64> = None;
 
     /// Runs before the verb method; finishing the exchange here skips it.
@@ -140,7 +141,7 @@ where
                 connection: ex.connection(),
             };
             let handler = &mut running.handler;
-            let outcome = match CatchUnwind(Box::pin(dispatch(handler, ex))).await {
+            let outcome = match CatchUnwind::new(dispatch(handler, ex)).await {
                 Ok(result) => Outcome::Done(result),
                 Err(message) => Outcome::Panicked(message),
             };
@@ -198,14 +199,27 @@ async fn dispatch<H: RequestHandler>(h: &mut H, ex: &mut Exchange) -> Result<(),
     }
 }
 
-/// Polls a future, turning a panic in it into `Err(message)`.
-pub(crate) struct CatchUnwind<'a, T>(pub(crate) Pin<Box<dyn Future<Output = T> + 'a>>);
+pin_project_lite::pin_project! {
+    /// Polls a future, turning a panic in it into `Err(message)`; the future lives inline
+    /// (no box of its own).
+    pub(crate) struct CatchUnwind<F> {
+        #[pin]
+        future: F,
+    }
+}
 
-impl<T> Future for CatchUnwind<'_, T> {
-    type Output = Result<T, String>;
+impl<F: Future> CatchUnwind<F> {
+    pub(crate) fn new(future: F) -> Self {
+        CatchUnwind { future }
+    }
+}
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, String>> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = self.project().future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
             Err(panic) => {

@@ -7,9 +7,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use eddy_core::http::form::percent_decode;
-use regex::Regex;
+use regex::{CaptureLocations, Regex};
 
 /// Why a route could not be built or reversed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +57,15 @@ pub struct PathPattern {
     /// `Some(prefix)` for a pattern that is a literal prefix then `(.*)` (static files,
     /// catch-alls): matched by a string comparison instead of the regex.
     prefix_then_rest: Option<String>,
+    /// `Some(path)` for a pattern that is one literal path (`/`, `/about`): matched by
+    /// comparing strings.
+    literal: Option<String>,
+    /// What every match starts with (`/user/` for `/user/(\d+)`): a path without it is
+    /// turned away before the regex runs.
+    required_prefix: String,
+    /// Capture slots reused by every match (routing allocates nothing for them); the lock
+    /// is never contended (an application routes on its loop's thread).
+    locations: Arc<Mutex<CaptureLocations>>,
 }
 
 /// The captures of a matched path, percent-decoded (`None`: an optional group that did not
@@ -102,12 +112,20 @@ impl PathPattern {
             .strip_suffix("(.*)")
             .filter(|lit| regex::escape(lit) == *lit && names.len() == 1 && names[0].is_none())
             .map(str::to_owned);
+        let literal = match &reverse {
+            Some(pieces) if names.is_empty() => pieces.first().cloned(),
+            _ => None,
+        };
+        let required_prefix = required_prefix(body);
         Ok(PathPattern {
             source: pattern.to_owned(),
+            locations: Arc::new(Mutex::new(regex.capture_locations())),
             regex,
             names,
             reverse,
             prefix_then_rest,
+            literal,
+            required_prefix,
         })
     }
 
@@ -140,14 +158,18 @@ impl PathPattern {
                 Err(_) => Err(InvalidPathArg),
             });
         }
-        if self.names.is_empty() {
-            return self.regex.is_match(path).then(|| Ok(PathArgs::default()));
+        if !path.starts_with(self.required_prefix.as_str()) {
+            return None;
         }
-        let caps = self.regex.captures(path)?;
+        if self.names.is_empty() {
+            return self.is_match(path).then(|| Ok(PathArgs::default()));
+        }
+        let mut locations = self.locations.lock().unwrap_or_else(|e| e.into_inner());
+        self.regex.captures_read(&mut locations, path)?;
         let decode = |i: usize| -> Result<Option<String>, InvalidPathArg> {
-            match caps.get(i + 1) {
+            match locations.get(i + 1) {
                 None => Ok(None),
-                Some(m) => match percent_decode(m.as_str().as_bytes(), false) {
+                Some((start, end)) => match percent_decode(&path.as_bytes()[start..end], false) {
                     Cow::Borrowed(b) => std::str::from_utf8(b)
                         .map(|s| Some(s.to_owned()))
                         .map_err(|_| InvalidPathArg),
@@ -157,6 +179,9 @@ impl PathPattern {
         };
         let mut args = PathArgs::default();
         let named = self.names.iter().any(Option::is_some);
+        if !named {
+            args.positional.reserve_exact(self.names.len());
+        }
         for (i, name) in self.names.iter().enumerate() {
             let value = match decode(i) {
                 Ok(v) => v,
@@ -178,7 +203,10 @@ impl PathPattern {
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|r| !r.contains('\n'));
         }
-        self.regex.is_match(path)
+        if let Some(literal) = &self.literal {
+            return path == literal;
+        }
+        path.starts_with(self.required_prefix.as_str()) && self.regex.is_match(path)
     }
 
     /// Builds the URL path for `args` (each percent-encoded), as Tornado's `reverse_url`.
@@ -212,6 +240,20 @@ fn anchored<'a>(pattern: &'a str, flags: &str) -> Result<(&'a str, Regex), Route
         message: e.to_string(),
     })?;
     Ok((body, regex))
+}
+
+/// The longest literal every match of `body` starts with (empty when there is none, or the
+/// pattern does not parse on its own: the regex then decides alone).
+fn required_prefix(body: &str) -> String {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let Ok(hir) = regex_syntax::parse(&format!("(?:{body})")) else {
+        return String::new();
+    };
+    let prefixes = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    prefixes
+        .longest_common_prefix()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .map_or_else(String::new, str::to_owned)
 }
 
 /// The literal pieces around the groups of `body` (Tornado's `_find_groups`), or `None`
@@ -342,14 +384,16 @@ impl<T> Router<T> {
         Ok(())
     }
 
-    /// The first rule matching `host_name` and `path`, with its captures.
-    pub fn find(
+    /// The first rule matching the host name and `path`, with its captures; `host_name` is
+    /// asked for only when virtual hosts are routed.
+    pub fn find<'h>(
         &self,
-        host_name: &str,
+        host_name: impl FnOnce() -> &'h str,
         path: &str,
     ) -> Option<(&Rule<T>, Result<PathArgs, InvalidPathArg>)> {
+        let mut host_name = LazyHost::new(host_name);
         for (host, rules) in &self.groups {
-            if host.as_ref().is_some_and(|h| !h.matches(host_name)) {
+            if host.as_ref().is_some_and(|h| !h.matches(host_name.get())) {
                 continue;
             }
             for rule in rules {
@@ -370,10 +414,11 @@ impl<T> Router<T> {
 
     /// What the first rule matching `host_name` and `path` points to, without building its
     /// captures (cheaper than [`find`](Self::find) when only the target matters).
-    pub fn find_target(&self, host_name: &str, path: &str) -> Option<&T> {
+    pub fn find_target<'h>(&self, host_name: impl FnOnce() -> &'h str, path: &str) -> Option<&T> {
+        let mut host_name = LazyHost::new(host_name);
         self.groups
             .iter()
-            .filter(|(host, _)| host.as_ref().map_or(true, |h| h.matches(host_name)))
+            .filter(|(host, _)| host.as_ref().map_or(true, |h| h.matches(host_name.get())))
             .flat_map(|(_, rules)| rules)
             .find(|rule| rule.pattern.is_match(path))
             .map(|rule| &rule.target)
@@ -386,6 +431,28 @@ impl<T> Router<T> {
             .get(name)
             .ok_or_else(|| RouteError::UnknownName(name.to_owned()))?;
         self.groups[group].1[index].pattern.reverse(name, args)
+    }
+}
+
+/// A host name computed on first use (most applications route no virtual hosts).
+struct LazyHost<'h, F> {
+    make: Option<F>,
+    name: &'h str,
+}
+
+impl<'h, F: FnOnce() -> &'h str> LazyHost<'h, F> {
+    fn new(make: F) -> Self {
+        LazyHost {
+            make: Some(make),
+            name: "",
+        }
+    }
+
+    fn get(&mut self) -> &'h str {
+        if let Some(make) = self.make.take() {
+            self.name = make();
+        }
+        self.name
     }
 }
 
@@ -474,13 +541,63 @@ mod tests {
         r.add(vec![rule("/", Some("home"), 1)]).unwrap();
         r.add_for_host(r"api\.example\.com", vec![rule("/", None, 2)])
             .unwrap();
-        assert_eq!(r.find("API.example.com", "/").unwrap().0.target, 2);
-        assert_eq!(r.find("www.example.com", "/").unwrap().0.target, 1);
+        assert_eq!(r.find(|| "API.example.com", "/").unwrap().0.target, 2);
+        assert_eq!(r.find(|| "www.example.com", "/").unwrap().0.target, 1);
         assert_eq!(
             r.reverse_url("home", &[]).unwrap(),
             "/",
             "names survive the insert"
         );
+    }
+
+    #[test]
+    fn literal_and_prefixed_patterns_skip_the_regex_but_match_as_it_does() {
+        let home = PathPattern::new("/").unwrap();
+        assert!(home.literal.is_some());
+        assert!(home.matches("/").is_some() && home.matches("//").is_none());
+        let dot = PathPattern::new(r"/a\.b").unwrap();
+        assert_eq!(dot.literal.as_deref(), Some("/a.b"));
+        assert!(dot.matches("/aXb").is_none());
+        let user = PathPattern::new(r"/user/(\d+)").unwrap();
+        assert_eq!(user.required_prefix, "/user/");
+        let optional = PathPattern::new(r"/ab?c").unwrap();
+        assert_eq!(
+            optional.required_prefix, "/a",
+            "an optional letter is not required"
+        );
+        assert!(optional.matches("/ac").is_some());
+        let either = PathPattern::new(r"/a|/b").unwrap();
+        assert_eq!(either.required_prefix, "/");
+    }
+
+    proptest::proptest! {
+        /// Whatever shortcut a pattern takes (literal, required prefix, reused capture
+        /// slots), it matches and captures exactly as the anchored regex does.
+        #[test]
+        fn shortcuts_agree_with_the_regex(
+            pieces in proptest::collection::vec(proptest::sample::select(vec![
+                "/", "a", "b", ".", r"\.", "x?", "b*", "|", r"(\d+)", "([^/]+)", "(a|b)",
+                "(?:ab)", "(.*)", "[ab]",
+            ]), 0..6),
+            paths in proptest::collection::vec("[/ab.1x]{0,8}", 1..8),
+        ) {
+            let body = pieces.concat();
+            let Ok(pattern) = PathPattern::new(&body) else { return Ok(()); };
+            let regex = Regex::new(&format!("^(?:{body})$")).unwrap();
+            for path in &paths {
+                let ours = pattern.matches(path);
+                proptest::prop_assert_eq!(ours.is_some(), regex.is_match(path), "{} on {}", body, path);
+                proptest::prop_assert_eq!(pattern.is_match(path), regex.is_match(path));
+                if let (Some(Ok(args)), Some(caps)) = (ours, regex.captures(path)) {
+                    let expected: Vec<Option<String>> = caps
+                        .iter()
+                        .skip(1)
+                        .map(|m| m.map(|m| m.as_str().to_owned()))
+                        .collect();
+                    proptest::prop_assert_eq!(args.positional, expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -180,13 +180,13 @@ impl StaticFiles {
         let meta = file.metadata;
         let version = if meta.len <= VERSION_HASH_MAX {
             let bytes = file.read_to_vec(VERSION_HASH_MAX).ok()?;
-            sha1_smol::Sha1::from(&bytes).digest().to_string()[..32].to_owned()
+            sha1_hex(&bytes)[..32].to_owned()
         } else {
             let stamp = format!(
                 "{}-{}-{}",
                 meta.len, meta.modified_secs, meta.modified_nanos
             );
-            sha1_smol::Sha1::from(stamp).digest().to_string()[..32].to_owned()
+            sha1_hex(stamp.as_bytes())[..32].to_owned()
         };
         if self.config.cache_versions {
             self.lock_versions()
@@ -716,4 +716,13 @@ async fn send_gzipped(ex: &mut Exchange, file: &OpenFile) -> Result<(), HttpErro
         }
     }
     ex.write_bytes(Bytes::from(gz.finish(&[])))
+}
+
+/// The SHA-1 of `data` in lowercase hex.
+fn sha1_hex(data: &[u8]) -> String {
+    use sha1::Digest;
+    sha1::Sha1::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

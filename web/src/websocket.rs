@@ -110,7 +110,7 @@ where
     fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
         Box::pin(async move {
             let handler = (self.0)();
-            match CatchUnwind(Box::pin(upgrade(handler, ex))).await {
+            match CatchUnwind::new(upgrade(handler, ex)).await {
                 Ok(result) => Outcome::Done(result),
                 Err(message) => Outcome::Panicked(message),
             }
@@ -194,7 +194,7 @@ fn refuse(ex: &mut Exchange, error: &HandshakeError) -> Result<(), HttpError> {
 /// The session: messages one at a time, then `on_close`; a panic closes with 1011.
 async fn run_session<H: WebSocketHandler>(mut handler: H, mut ws: WebSocket) {
     while let Some(message) = ws.recv().await {
-        if let Err(panic) = CatchUnwind(Box::pin(handler.on_message(&ws, message))).await {
+        if let Err(panic) = CatchUnwind::new(handler.on_message(&ws, message)).await {
             tracing::error!(%panic, "websocket on_message panicked; closing with 1011");
             ws.close(1011, "internal error");
         }
@@ -203,7 +203,7 @@ async fn run_session<H: WebSocketHandler>(mut handler: H, mut ws: WebSocket) {
         code: 1006,
         reason: String::new(),
     });
-    if let Err(panic) = CatchUnwind(Box::pin(handler.on_close(&status))).await {
+    if let Err(panic) = CatchUnwind::new(handler.on_close(&status)).await {
         tracing::error!(%panic, "websocket on_close panicked");
     }
 }
