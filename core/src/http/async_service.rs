@@ -189,15 +189,14 @@ pub fn spawn_response_task<Fut>(
 ) where
     Fut: Future<Output = ()> + 'static,
 {
-    let stream = responder.stream();
+    // A handler still pending when its connection closes is cancelled: the connection holds
+    // the task's handle (no callback to allocate per request).
+    let connection = responder.connection();
     let writer = ResponseWriter {
         responder: Some(responder),
     };
     let task = io.spawn_detached(make(writer));
-    if let Some(stream) = stream {
-        // A handler still pending when its connection closes is cancelled.
-        let _ = io.set_close_callback(stream, move |_, _| task.abort());
-    }
+    connection.cancel_on_close(task);
 }
 
 impl HttpClient {

@@ -29,6 +29,7 @@ use crate::file::FileRange;
 use crate::io_loop::{
     IoLoop, ListenOptions, ListenerId, LocalHandle, StreamHandler, StreamId, TimeoutHandle,
 };
+use crate::task::AbortHandle;
 use crate::time::Instant;
 
 /// Unwritten response bytes a connection may have queued before the server stops parsing
@@ -179,6 +180,7 @@ impl HttpServer {
             driving: false,
             awaiting_drain: false,
             upgraded: false,
+            task: None,
         }));
         let handler = ConnHandler {
             conn: conn.clone(),
@@ -253,6 +255,11 @@ struct Conn {
     awaiting_drain: bool,
     /// A 101 answer handed the stream to another protocol; HTTP is done with it.
     upgraded: bool,
+    /// The task answering the current request (see [`spawn_response_task`]), cancelled if
+    /// the connection closes first; held here rather than as a close callback per request.
+    ///
+    /// [`spawn_response_task`]: super::spawn_response_task
+    task: Option<AbortHandle>,
 }
 
 impl Conn {
@@ -333,6 +340,9 @@ impl StreamHandler for ConnHandler {
 
     fn on_close(&mut self, io: &mut IoLoop, _: StreamId, _: CloseReason) {
         let mut conn = self.conn.borrow_mut();
+        if let Some(task) = conn.task.take() {
+            task.abort(); // dropped in a coming round, not inside this borrow
+        }
         if conn.upgraded {
             return; // counted and cleaned up when the stream was handed over
         }
@@ -610,6 +620,14 @@ pub struct Responder {
 pub struct ConnectionProbe(Weak<RefCell<Conn>>);
 
 impl ConnectionProbe {
+    /// Cancels `task` if the connection closes before it ends (at once when it is closed).
+    pub(crate) fn cancel_on_close(&self, task: AbortHandle) {
+        match self.0.upgrade() {
+            Some(conn) if !conn.borrow().closed => conn.borrow_mut().task = Some(task),
+            _ => task.abort(),
+        }
+    }
+
     /// True while the connection is open.
     pub fn is_connected(&self) -> bool {
         self.0.upgrade().is_some_and(|c| !c.borrow().closed)
@@ -775,6 +793,10 @@ impl Responder {
         conn.responding = false;
         conn.closed = true;
         conn.upgraded = true;
+        if let Some(task) = conn.task.take() {
+            // The stream belongs to another protocol now: only its close can tell.
+            let _ = io.set_close_callback(conn.stream, move |_, _| task.abort());
+        }
         if let Some((_, handle)) = conn.timer.take() {
             io.remove_timeout(handle);
         }
@@ -809,6 +831,8 @@ fn finish_cycle(
     conn.responding = false;
     match result {
         Ok(AfterResponse::KeepAlive) => {
+            // Answered: what the task does next is its own (an idle connection holds none).
+            conn.task = None;
             conn.flush_out(io);
             if !conn.driving {
                 // An answer given later: a pipelined request may already be buffered, so
