@@ -39,6 +39,12 @@ pub fn accepts_gzip<'a>(accept_encoding: impl Iterator<Item = &'a [u8]>) -> bool
 
 /// True for the types worth compressing: `text/*`, JSON, JavaScript, XML, `+json`/`+xml`.
 pub fn is_compressible(content_type: &str) -> bool {
+    // The types the web layer itself sets.
+    if content_type == "text/html; charset=UTF-8"
+        || content_type == "application/json; charset=UTF-8"
+    {
+        return true;
+    }
     let media = content_type
         .split(';')
         .next()

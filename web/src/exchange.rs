@@ -451,11 +451,23 @@ impl Exchange {
             let _ = writer.finish();
             return;
         }
+        // One pass over the (few) fields instead of a hash lookup per question.
+        let fields = FinishFields::scan(&self.headers);
         if self.status == 200 && matches!(*self.method(), Method::GET | Method::HEAD) {
-            if !self.headers.contains_key(ETAG) {
-                self.headers.insert(ETAG, body_etag(&self.body));
+            let computed;
+            let ours = match &fields.etag {
+                Some(tag) => tag.as_bytes(),
+                None => {
+                    computed = body_etag(&self.body);
+                    &computed[..]
+                }
+            };
+            let matched = etag_matches(ours, self.request.header_all("if-none-match"));
+            if fields.etag.is_none() {
+                let value = HeaderValue::from_bytes(ours).expect("a quoted hex digest is valid");
+                self.headers.insert(ETAG, value);
             }
-            if self.etag_matches() {
+            if matched {
                 self.status = 304;
                 self.body.clear();
                 for name in [CONTENT_TYPE, CONTENT_LENGTH, http::header::CONTENT_ENCODING] {
@@ -463,8 +475,8 @@ impl Exchange {
                 }
             }
         }
-        if self.app.settings.compress_response && compress::may_compress(self.status, &self.headers)
-        {
+        let has_body = self.status >= 200 && self.status != 204 && self.status != 304;
+        if self.app.settings.compress_response && has_body && fields.compressible {
             compress::add_vary(&mut self.headers);
             if self.body.len() >= compress::MIN_LENGTH
                 && compress::accepts_gzip(self.request.header_all("accept-encoding"))
@@ -480,20 +492,6 @@ impl Exchange {
             body: Bytes::from(std::mem::take(&mut self.body)),
         };
         let _ = writer.respond(response); // the client may have gone
-    }
-
-    /// The request's `If-None-Match` names the response's ETag (weak comparison, or `*`).
-    fn etag_matches(&self) -> bool {
-        let Some(ours) = self.headers.get(ETAG).and_then(|v| v.to_str().ok()) else {
-            return false;
-        };
-        let ours = ours.trim_start_matches("W/");
-        self.request.header_all("if-none-match").any(|value| {
-            String::from_utf8_lossy(value).split(',').any(|tag| {
-                let tag = tag.trim();
-                tag == "*" || tag.trim_start_matches("W/") == ours
-            })
-        })
     }
 
     /// Whether the head already went out (a later error can only cut the connection).
@@ -642,16 +640,57 @@ impl Exchange {
 /// Tornado's `compute_etag`: the body's SHA-1 in hex, quoted (written without `fmt`,
 /// which costs more than the hash itself on a small body; `sha1` uses the CPU's SHA
 /// instructions where it has them).
-fn body_etag(body: &[u8]) -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+fn body_etag(body: &[u8]) -> [u8; 42] {
     use sha1::Digest;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = sha1::Sha1::digest(body);
     let mut tag = [b'"'; 42];
     for (i, b) in digest.iter().enumerate() {
         tag[1 + 2 * i] = HEX[usize::from(b >> 4)];
         tag[2 + 2 * i] = HEX[usize::from(b & 0xf)];
     }
-    HeaderValue::from_bytes(&tag).expect("a quoted hex digest is a valid header value")
+    tag
+}
+
+/// Whether `If-None-Match` values name the entity tag `ours` (weak comparison, or `*`).
+fn etag_matches<'a>(ours: &[u8], mut if_none_match: impl Iterator<Item = &'a [u8]>) -> bool {
+    fn weakless(tag: &[u8]) -> &[u8] {
+        tag.strip_prefix(b"W/").unwrap_or(tag)
+    }
+    let ours = weakless(ours);
+    if_none_match.any(|value| {
+        value.split(|&b| b == b',').any(|tag| {
+            let tag = tag.trim_ascii();
+            tag == b"*" || weakless(tag) == ours
+        })
+    })
+}
+
+/// What `finish` needs to know of the response fields, found in one pass.
+#[derive(Default)]
+struct FinishFields {
+    /// The handler's own `ETag`.
+    etag: Option<HeaderValue>,
+    /// The type is compressible and nothing encodes or slices the body yet.
+    compressible: bool,
+}
+
+impl FinishFields {
+    fn scan(headers: &HeaderMap) -> FinishFields {
+        let mut f = FinishFields::default();
+        let (mut typed, mut encoded) = (false, false);
+        for (name, value) in headers {
+            if name == CONTENT_TYPE {
+                typed = value.to_str().is_ok_and(compress::is_compressible);
+            } else if name == ETAG {
+                f.etag = Some(value.clone());
+            } else if name == CONTENT_ENCODING || name == http::header::CONTENT_RANGE {
+                encoded = true;
+            }
+        }
+        f.compressible = typed && !encoded;
+        f
+    }
 }
 
 /// The error for a client that is gone (logged as 499, never sent).

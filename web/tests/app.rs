@@ -242,6 +242,29 @@ fn redirects_etags_and_error_pages() {
         .unwrap();
     assert_eq!(r.status, 304);
     assert!(r.body.is_empty());
+    let inm = |c: &mut TestClient, value: &str| {
+        c.fetch(
+            Method::GET,
+            "/",
+            &[("if-none-match", value)],
+            Default::default(),
+        )
+        .unwrap()
+        .status
+    };
+    let weak_in_list = format!("\"nope\", W/{etag}");
+    assert_eq!(
+        inm(&mut c, &weak_in_list),
+        304,
+        "weak comparison, any of a list"
+    );
+    assert_eq!(inm(&mut c, "*"), 304);
+    assert_eq!(inm(&mut c, "\"nope\""), 200);
+    assert_eq!(
+        inm(&mut c, &etag[..etag.len() - 2]),
+        200,
+        "a prefix is not the tag"
+    );
     let r = c.get("/status/503");
     assert_eq!(r.status, 503);
     assert_eq!(
