@@ -38,6 +38,7 @@ mod handler;
 pub mod metrics;
 pub mod range;
 pub mod routing;
+mod run_pattern;
 pub mod signed;
 pub mod static_files;
 pub mod template;

@@ -12,6 +12,8 @@ use std::sync::{Arc, Mutex};
 use eddy_core::http::form::percent_decode;
 use regex::{CaptureLocations, Regex};
 
+use crate::run_pattern::{self, RunPattern};
+
 /// Why a route could not be built or reversed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
@@ -63,6 +65,8 @@ pub struct PathPattern {
     /// What every match starts with (`/user/` for `/user/(\d+)`): a path without it is
     /// turned away before the regex runs.
     required_prefix: String,
+    /// The pattern as literals and class runs, matched without the regex on ASCII paths.
+    runs: Option<RunPattern>,
     /// Capture slots reused by every match (routing allocates nothing for them); the lock
     /// is never contended (an application routes on its loop's thread).
     locations: Arc<Mutex<CaptureLocations>>,
@@ -120,6 +124,7 @@ impl PathPattern {
         Ok(PathPattern {
             source: pattern.to_owned(),
             locations: Arc::new(Mutex::new(regex.capture_locations())),
+            runs: RunPattern::new(body),
             regex,
             names,
             reverse,
@@ -164,10 +169,26 @@ impl PathPattern {
         if self.names.is_empty() {
             return self.is_match(path).then(|| Ok(PathArgs::default()));
         }
+        if let Some(runs) = self.runs.as_ref().filter(|_| path.is_ascii()) {
+            let mut spans = [(0, 0); run_pattern::MAX_GROUPS];
+            if !runs.matches(path.as_bytes(), &mut spans) {
+                return None;
+            }
+            return Some(self.path_args(path, |i| Some(spans[i])));
+        }
         let mut locations = self.locations.lock().unwrap_or_else(|e| e.into_inner());
         self.regex.captures_read(&mut locations, path)?;
+        Some(self.path_args(path, |i| locations.get(i + 1)))
+    }
+
+    /// The captures at `span(group)` in `path`, decoded and named.
+    fn path_args(
+        &self,
+        path: &str,
+        span: impl Fn(usize) -> Option<(usize, usize)>,
+    ) -> Result<PathArgs, InvalidPathArg> {
         let decode = |i: usize| -> Result<Option<String>, InvalidPathArg> {
-            match locations.get(i + 1) {
+            match span(i) {
                 None => Ok(None),
                 Some((start, end)) => match percent_decode(&path.as_bytes()[start..end], false) {
                     Cow::Borrowed(b) => std::str::from_utf8(b)
@@ -183,17 +204,14 @@ impl PathPattern {
             args.positional.reserve_exact(self.names.len());
         }
         for (i, name) in self.names.iter().enumerate() {
-            let value = match decode(i) {
-                Ok(v) => v,
-                Err(e) => return Some(Err(e)),
-            };
+            let value = decode(i)?;
             match (named, name) {
                 (true, Some(n)) => args.named.push((n.clone(), value)),
                 (true, None) => {} // Tornado drops unnamed groups when any is named
                 (false, _) => args.positional.push(value),
             }
         }
-        Some(Ok(args))
+        Ok(args)
     }
 
     /// True if `path` matches (no captures built).
@@ -206,7 +224,13 @@ impl PathPattern {
         if let Some(literal) = &self.literal {
             return path == literal;
         }
-        path.starts_with(self.required_prefix.as_str()) && self.regex.is_match(path)
+        if !path.starts_with(self.required_prefix.as_str()) {
+            return false;
+        }
+        match self.runs.as_ref().filter(|_| path.is_ascii()) {
+            Some(runs) => runs.matches(path.as_bytes(), &mut [(0, 0); run_pattern::MAX_GROUPS]),
+            None => self.regex.is_match(path),
+        }
     }
 
     /// Builds the URL path for `args` (each percent-encoded), as Tornado's `reverse_url`.
@@ -577,9 +601,9 @@ mod tests {
         fn shortcuts_agree_with_the_regex(
             pieces in proptest::collection::vec(proptest::sample::select(vec![
                 "/", "a", "b", ".", r"\.", "x?", "b*", "|", r"(\d+)", "([^/]+)", "(a|b)",
-                "(?:ab)", "(.*)", "[ab]",
+                "(?:ab)", "(.*)", "[ab]", r"(\w+)", "([^/]+)", r"\d+", r"(a{2,})", "(b+?)",
             ]), 0..6),
-            paths in proptest::collection::vec("[/ab.1x]{0,8}", 1..8),
+            paths in proptest::collection::vec("[/ab.1x\u{e9}\u{663}]{0,8}", 1..8),
         ) {
             let body = pieces.concat();
             let Ok(pattern) = PathPattern::new(&body) else { return Ok(()); };
