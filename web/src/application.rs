@@ -14,6 +14,7 @@ use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
 use crate::error::HttpError;
 use crate::exchange::Exchange;
 use crate::handler::{Endpoint, Factory, Outcome, RequestHandler};
+use crate::header_pool::{HeaderMapPool, ValueArena};
 use crate::metrics::Metrics;
 use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
 use crate::signed::SigningKeys;
@@ -190,6 +191,10 @@ pub(crate) struct AppShared {
     default_handler: Option<Rc<dyn Endpoint>>,
     pub(crate) templates: Option<Templates>,
     pub(crate) rng: RefCell<ChaCha20Rng>,
+    /// Response header maps reused from one exchange to the next.
+    pub(crate) header_maps: HeaderMapPool,
+    /// Where computed header values (entity tags) are cut from.
+    pub(crate) header_values: ValueArena,
     /// Some route's handler streams request bodies.
     streams_bodies: std::cell::Cell<bool>,
 }
@@ -220,6 +225,8 @@ impl AppShared {
             default_handler,
             templates,
             rng: RefCell::new(rng),
+            header_maps: HeaderMapPool::default(),
+            header_values: ValueArena::default(),
         }
     }
 

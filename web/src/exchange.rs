@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use eddy_core::http::form::Arguments;
-use eddy_core::http::{Request, Response, ResponseWriter};
+use eddy_core::http::{Request, ResponseWriter};
 use eddy_core::task::with_loop;
 use http::header::{
     HeaderName, HeaderValue, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION,
@@ -55,9 +55,7 @@ impl Exchange {
         app: Rc<AppShared>,
         writer: ResponseWriter,
     ) -> Exchange {
-        // Room for a typical response's fields (type, ETag, Vary, a cookie or two) in an
-        // allocation small enough for the allocator's per-thread cache.
-        let mut headers = HeaderMap::with_capacity(6);
+        let mut headers = app.header_maps.take();
         headers.insert(CONTENT_TYPE, HTML_UTF8);
         Exchange {
             request,
@@ -464,8 +462,9 @@ impl Exchange {
             };
             let matched = etag_matches(ours, self.request.header_all("if-none-match"));
             if fields.etag.is_none() {
-                let value = HeaderValue::from_bytes(ours).expect("a quoted hex digest is valid");
-                self.headers.insert(ETAG, value);
+                let value = self.app.header_values.value(ours);
+                self.headers
+                    .insert(ETAG, value.expect("a quoted hex digest is a valid value"));
             }
             if matched {
                 self.status = 304;
@@ -486,12 +485,9 @@ impl Exchange {
                     .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
         }
-        let response = Response {
-            status: status_code(self.status),
-            headers: std::mem::take(&mut self.headers),
-            body: Bytes::from(std::mem::take(&mut self.body)),
-        };
-        let _ = writer.respond(response); // the client may have gone
+        let body = Bytes::from(std::mem::take(&mut self.body));
+        // The client may have gone; the map stays for the next exchange (see `Drop`).
+        let _ = writer.respond_with(status_code(self.status), &self.headers, body);
     }
 
     /// Whether the head already went out (a later error can only cut the connection).
@@ -634,6 +630,12 @@ impl Exchange {
     /// The application's settings.
     pub fn settings(&self) -> &crate::Settings {
         &self.app.settings
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.app.header_maps.give(std::mem::take(&mut self.headers));
     }
 }
 

@@ -35,6 +35,7 @@ mod exchange;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod handler;
+mod header_pool;
 pub mod metrics;
 pub mod range;
 pub mod routing;

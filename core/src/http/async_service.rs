@@ -85,6 +85,19 @@ impl ResponseWriter {
         with_loop(|io| responder.respond(io, response.status, &response.headers, response.body))
     }
 
+    /// Sends a whole response from borrowed fields (the caller keeps its header map, to
+    /// reuse it for the next response).
+    pub fn respond_with(
+        mut self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: impl Into<Bytes>,
+    ) -> Result<(), SendError> {
+        let responder = self.responder.take().ok_or(SendError::Closed)?;
+        let body = body.into();
+        with_loop(|io| responder.respond(io, status, headers, body))
+    }
+
     /// Starts a streamed response (chunked on HTTP/1.1 unless `headers` give a length).
     pub fn start(&mut self, status: StatusCode, headers: &HeaderMap) -> Result<(), SendError> {
         let responder = self.responder.as_mut().ok_or(SendError::Closed)?;
