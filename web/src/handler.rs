@@ -4,10 +4,14 @@
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use eddy_core::http::Responder;
+use eddy_core::IoLoop;
 use http::Method;
 
+use crate::application::{spawn_request, Start};
 use crate::error::HttpError;
 use crate::exchange::Exchange;
 
@@ -110,11 +114,18 @@ impl<H: RequestHandler> Drop for Running<H> {
     }
 }
 
-/// A route's handler with its type erased: makes a handler per request and runs it.
+/// A route's handler with its type erased: spawns the task that answers one request.
 pub(crate) trait Endpoint {
-    fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>>;
+    /// Answers the request in `start` in a task of its own (see [`crate::application`]).
+    fn spawn(self: Rc<Self>, io: &mut IoLoop, responder: Responder, start: Start);
     /// The handler's [`RequestHandler::STREAMED_BODY_LIMIT`].
     fn body_limit(&self) -> Option<u64>;
+}
+
+/// The typed half of an endpoint: makes a handler for one request and runs it. The request
+/// task holds the future inline, so a request allocates no box for its handler.
+pub(crate) trait Run: 'static {
+    async fn run(&self, ex: &mut Exchange) -> Outcome;
 }
 
 /// How a handler's run ended.
@@ -133,38 +144,46 @@ where
     H: RequestHandler,
     F: Fn() -> H + 'static,
 {
-    fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
-        Box::pin(async move {
-            let mut running = Running {
-                handler: (self.0)(),
-                finished: false,
-                connection: ex.connection(),
-            };
-            let handler = &mut running.handler;
-            let outcome = match CatchUnwind::new(dispatch(handler, ex)).await {
-                Ok(result) => Outcome::Done(result),
-                Err(message) => Outcome::Panicked(message),
-            };
-            if let Outcome::Done(Err(e)) = &outcome {
-                if e.status() == 405 && !ex.is_finished() {
-                    let allow = H::METHODS
-                        .iter()
-                        .map(Method::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    let _ = ex.set_header("allow", &allow);
-                }
-            }
-            if !matches!(outcome, Outcome::Panicked(_)) {
-                running.handler.on_finish(ex);
-            }
-            running.finished = true;
-            outcome
-        })
+    fn spawn(self: Rc<Self>, io: &mut IoLoop, responder: Responder, start: Start) {
+        spawn_request(self, io, responder, start);
     }
 
     fn body_limit(&self) -> Option<u64> {
         H::STREAMED_BODY_LIMIT
+    }
+}
+
+impl<H, F> Run for Factory<F>
+where
+    H: RequestHandler,
+    F: Fn() -> H + 'static,
+{
+    async fn run(&self, ex: &mut Exchange) -> Outcome {
+        let mut running = Running {
+            handler: (self.0)(),
+            finished: false,
+            connection: ex.connection(),
+        };
+        let handler = &mut running.handler;
+        let outcome = match CatchUnwind::new(dispatch(handler, ex)).await {
+            Ok(result) => Outcome::Done(result),
+            Err(message) => Outcome::Panicked(message),
+        };
+        if let Outcome::Done(Err(e)) = &outcome {
+            if e.status() == 405 && !ex.is_finished() {
+                let allow = H::METHODS
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let _ = ex.set_header("allow", &allow);
+            }
+        }
+        if !matches!(outcome, Outcome::Panicked(_)) {
+            running.handler.on_finish(ex);
+        }
+        running.finished = true;
+        outcome
     }
 }
 

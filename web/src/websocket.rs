@@ -23,10 +23,9 @@
 //! the next is read, and reading from the socket stops while messages pile up, so a slow
 //! handler slows its peer down instead of growing the server.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 
+use eddy_core::http::Responder;
 use eddy_core::task::with_loop;
 pub use eddy_core::ws::MaskSource;
 use eddy_core::ws::{validate_request, HandshakeError, Negotiated};
@@ -34,13 +33,15 @@ pub use eddy_core::ws::{
     CloseStatus, ConnectError, DeflateConfig, Message, SendError, WebSocket, WsConnect, WsOptions,
     WsSender,
 };
+use eddy_core::IoLoop;
 use http::header::{ALLOW, SEC_WEBSOCKET_VERSION};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use crate::application::{spawn_request, Start};
 use crate::error::HttpError;
 use crate::exchange::Exchange;
-use crate::handler::{CatchUnwind, Endpoint, Outcome};
+use crate::handler::{CatchUnwind, Endpoint, Outcome, Run};
 
 /// A WebSocket endpoint: hooks for the handshake, then one method per session event.
 ///
@@ -107,18 +108,26 @@ where
     H: WebSocketHandler,
     F: Fn() -> H + 'static,
 {
-    fn call<'a>(&'a self, ex: &'a mut Exchange) -> Pin<Box<dyn Future<Output = Outcome> + 'a>> {
-        Box::pin(async move {
-            let handler = (self.0)();
-            match CatchUnwind::new(upgrade(handler, ex)).await {
-                Ok(result) => Outcome::Done(result),
-                Err(message) => Outcome::Panicked(message),
-            }
-        })
+    fn spawn(self: Rc<Self>, io: &mut IoLoop, responder: Responder, start: Start) {
+        spawn_request(self, io, responder, start);
     }
 
     fn body_limit(&self) -> Option<u64> {
         None
+    }
+}
+
+impl<H, F> Run for WsFactory<F>
+where
+    H: WebSocketHandler,
+    F: Fn() -> H + 'static,
+{
+    async fn run(&self, ex: &mut Exchange) -> Outcome {
+        let handler = (self.0)();
+        match CatchUnwind::new(upgrade(handler, ex)).await {
+            Ok(result) => Outcome::Done(result),
+            Err(message) => Outcome::Panicked(message),
+        }
     }
 }
 

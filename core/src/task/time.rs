@@ -106,39 +106,44 @@ impl std::fmt::Debug for Sleep {
 pub struct Elapsed;
 
 /// Runs `future` for at most `limit`: its output, or [`Elapsed`] (and `future` is dropped).
+/// The future is held inline: no allocation.
 ///
 /// # Panics
 /// Outside a task.
-pub fn timeout<F: Future>(limit: Duration, future: F) -> Timeout<Pin<Box<F>>> {
-    timeout_unpin(limit, Box::pin(future))
-}
-
-/// [`timeout`] for a future that is already `Unpin` (a boxed future, say): no allocation.
-///
-/// # Panics
-/// Outside a task.
-pub fn timeout_unpin<F: Future + Unpin>(limit: Duration, future: F) -> Timeout<F> {
+pub fn timeout<F: Future>(limit: Duration, future: F) -> Timeout<F> {
     Timeout {
         future,
         sleep: sleep(limit),
     }
 }
 
-/// The future of [`timeout`] and [`timeout_unpin`].
-#[must_use = "futures do nothing unless awaited"]
-pub struct Timeout<F> {
-    future: F,
-    sleep: Sleep,
+/// [`timeout`] under its earlier name, for futures that are `Unpin` (a boxed one, say).
+///
+/// # Panics
+/// Outside a task.
+pub fn timeout_unpin<F: Future + Unpin>(limit: Duration, future: F) -> Timeout<F> {
+    timeout(limit, future)
 }
 
-impl<F: Future + Unpin> Future for Timeout<F> {
+pin_project_lite::pin_project! {
+    /// The future of [`timeout`].
+    #[must_use = "futures do nothing unless awaited"]
+    pub struct Timeout<F> {
+        #[pin]
+        future: F,
+        sleep: Sleep,
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
     type Output = Result<F::Output, Elapsed>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(v) = Pin::new(&mut self.future).poll(cx) {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(v) = this.future.poll(cx) {
             return Poll::Ready(Ok(v));
         }
-        match Pin::new(&mut self.sleep).poll(cx) {
+        match Pin::new(this.sleep).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed)),
             Poll::Pending => Poll::Pending,
         }
