@@ -1,12 +1,12 @@
 //! `RunPattern`: route patterns made only of literal text and greedy runs of one character
-//! class (`/user/(\d+)`, `/f/([^/]+)/raw`, `/files/(.*)`), matched on ASCII paths by one
-//! forward scan instead of the regex engine.
+//! class (`/user/(\d+)`, `/f/([^/]+)/raw`, `/static/(.*)`), matched by one forward scan
+//! instead of the regex engine.
 //!
 //! A pattern qualifies only when that scan is exact: every run is followed by the end or by
 //! a literal whose first byte the run cannot take, so a run never has to give bytes back.
 //! Anything else (alternation, optional groups, bounded repetition, flags, look-around)
-//! stays with the regex, and so do paths with non-ASCII bytes (where Unicode classes such
-//! as `\d` reach beyond what a byte table holds).
+//! stays with the regex, and so do non-ASCII paths for classes that take only some
+//! non-ASCII characters (Unicode `\d`, `\w`), which a byte table cannot hold.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 
@@ -20,45 +20,74 @@ pub(crate) type Spans = [(usize, usize); MAX_GROUPS];
 #[derive(Debug, Clone)]
 pub(crate) struct RunPattern {
     pieces: Vec<Piece>,
+    /// Some run's class takes only some non-ASCII characters: scan ASCII paths only.
+    ascii_only: bool,
 }
 
 #[derive(Debug, Clone)]
 enum Piece {
     Literal(Box<[u8]>),
     Run {
-        class: AsciiClass,
+        class: ByteClass,
         min: usize,
         /// The capture group this run is, if it is one.
         group: Option<usize>,
     },
 }
 
-/// The ASCII bytes of a character class, one bit each.
+/// The bytes of a character class as a path's UTF-8 shows them: one bit per ASCII byte,
+/// and whether bytes of non-ASCII characters belong (`None`: some do and some do not, as
+/// for Unicode `\d`, so only ASCII paths can be scanned byte by byte).
 #[derive(Debug, Clone, Copy, Default)]
-struct AsciiClass([u64; 2]);
+struct ByteClass {
+    ascii: [u64; 2],
+    non_ascii: Option<bool>,
+}
 
-impl AsciiClass {
+impl ByteClass {
     fn contains(self, b: u8) -> bool {
-        b < 128 && (self.0[usize::from(b >> 6)] >> (b & 63)) & 1 == 1
-    }
-
-    fn insert_range(&mut self, start: u32, end: u32) {
-        for b in start..=end.min(127) {
-            self.0[(b >> 6) as usize] |= 1 << (b & 63);
+        match b {
+            0..=127 => (self.ascii[usize::from(b >> 6)] >> (b & 63)) & 1 == 1,
+            _ => self.non_ascii == Some(true),
         }
     }
 
-    fn of(class: &Class) -> AsciiClass {
-        let mut ascii = AsciiClass::default();
-        match class {
-            Class::Unicode(c) => c
-                .iter()
-                .for_each(|r| ascii.insert_range(r.start() as u32, r.end() as u32)),
-            Class::Bytes(c) => c
-                .iter()
-                .for_each(|r| ascii.insert_range(u32::from(r.start()), u32::from(r.end()))),
+    fn of(class: &Class) -> ByteClass {
+        let (ranges, top): (Vec<(u32, u32)>, u32) = match class {
+            Class::Unicode(c) => (
+                c.iter()
+                    .map(|r| (r.start() as u32, r.end() as u32))
+                    .collect(),
+                char::MAX as u32,
+            ),
+            Class::Bytes(c) => (
+                c.iter()
+                    .map(|r| (u32::from(r.start()), u32::from(r.end())))
+                    .collect(),
+                0xff,
+            ),
+        };
+        let mut class = ByteClass::default();
+        // Above ASCII: covered whole (surrogates are no characters), not at all, or partly.
+        let (mut next, mut any) = (0x80, false);
+        for &(start, end) in &ranges {
+            for b in start..=end.min(127) {
+                class.ascii[(b >> 6) as usize] |= 1 << (b & 63);
+            }
+            if end >= 0x80 {
+                any = true;
+                let start = start.max(0x80);
+                if start <= next || (next == 0xd800 && start == 0xe000) {
+                    next = next.max(end + 1);
+                }
+            }
         }
-        ascii
+        class.non_ascii = match (any, next > top) {
+            (false, _) => Some(false),
+            (true, true) => Some(true),
+            (true, false) => None,
+        };
+        class
     }
 }
 
@@ -105,12 +134,20 @@ impl RunPattern {
             (Piece::Run { .. }, Piece::Run { .. }) => false,
             _ => true,
         });
-        exact.then_some(RunPattern { pieces })
+        let ascii_only = pieces
+            .iter()
+            .any(|p| matches!(p, Piece::Run { class, .. } if class.non_ascii.is_none()));
+        exact.then_some(RunPattern { pieces, ascii_only })
     }
 
-    /// Matches all of `path` (ASCII), filling `spans` for the groups; false if it does not.
+    /// Whether `path` can be scanned (else the regex decides).
+    pub(crate) fn applies_to(&self, path: &str) -> bool {
+        !self.ascii_only || path.is_ascii()
+    }
+
+    /// Matches all of `path` (one [`applies_to`](Self::applies_to)), filling `spans` for the
+    /// groups; false if it does not.
     pub(crate) fn matches(&self, path: &[u8], spans: &mut Spans) -> bool {
-        debug_assert!(path.is_ascii(), "non-ASCII paths are the regex's");
         let mut at = 0;
         for piece in &self.pieces {
             match piece {
@@ -139,15 +176,15 @@ impl RunPattern {
     }
 }
 
-/// A greedy, unbounded repetition of one class: its ASCII bytes and minimum count.
-fn run(hir: &Hir) -> Option<(AsciiClass, usize)> {
+/// A greedy, unbounded repetition of one class: its bytes and minimum count.
+fn run(hir: &Hir) -> Option<(ByteClass, usize)> {
     let HirKind::Repetition(rep) = hir.kind() else {
         return None;
     };
     let HirKind::Class(class) = rep.sub.kind() else {
         return None;
     };
-    (rep.greedy && rep.max.is_none()).then(|| (AsciiClass::of(class), rep.min as usize))
+    (rep.greedy && rep.max.is_none()).then(|| (ByteClass::of(class), rep.min as usize))
 }
 
 #[cfg(test)]
@@ -171,6 +208,26 @@ mod tests {
             (3, 6)
         );
         assert_eq!(spans_of("/files/(.*)", "/files/").unwrap()[0], (7, 7));
+    }
+
+    #[test]
+    fn classes_that_take_every_non_ascii_character_scan_any_path() {
+        for (pattern, scans_non_ascii) in [
+            ("/f/([^/]+)", true),
+            ("/files/(.*)", true),
+            (r"/user/(\d+)", false), // Unicode \d takes some non-ASCII digits only
+            (r"/w/(\w+)", false),
+            ("/a/([a-z]+)", true), // takes none: the scan stops at the first non-ASCII byte
+        ] {
+            let p = RunPattern::new(pattern).expect("a run pattern");
+            assert_eq!(p.applies_to("/f/\u{e9}"), scans_non_ascii, "{pattern}");
+        }
+        assert_eq!(
+            spans_of("/f/([^/]+)/x", "/f/\u{e9}t\u{1f600}/x").unwrap()[0],
+            (3, 10)
+        );
+        assert!(spans_of("/a/([a-z]+)", "/a/b\u{e9}").is_none());
+        assert!(spans_of("/files/(.*)", "/files/a\nb").is_none());
     }
 
     #[test]
