@@ -16,7 +16,8 @@
 # Then the memory of 10,000 idle keep-alive connections (after one request each): server
 # RSS growth divided by the connection count.
 # Environment: SECS (per run, default 10), ROUNDS (1), CONNS (50), IDLE (10000; 0 skips it),
-# SCENARIOS ("keepalive pipelined close"), SERVERS ("eddy hyper floor"),
+# SCENARIOS ("keepalive pipelined close"), SERVERS ("eddy hyper floor"; `parse` adds the
+# floor with httparse run on every head: the least a server built on httparse pays),
 # EDDY_DRIVER (mio|poll), CARGO_TARGET_DIR. Installs wrk with apt-get if missing.
 # Loopback only; every run ends by itself.
 set -euo pipefail
@@ -49,6 +50,9 @@ start_server() { # name port [scenario] -> pid
         # The floor does not read headers: it is told to answer `Connection: close`.
         floor) taskset -c $server_cpu "$floor_bin" "$2" \
             $([ "${3:-}" = close ] && echo close) >/dev/null 2>&1 & ;;
+        # The floor plus httparse on every head: what parsing alone adds (not in `close`).
+        parse) taskset -c $server_cpu "$floor_bin" "$2" \
+            $([ "${3:-}" = close ] && echo close || echo parse) >/dev/null 2>&1 & ;;
     esac
     echo $!
 }

@@ -3,10 +3,13 @@
 //! head. No parsing, no routing, no per-request state: what any HTTP server must at least pay
 //! in system calls, measured in the same run as eddy and hyper.
 //!
-//! Usage: floor_hello PORT [close]
+//! Usage: floor_hello PORT [close|parse]
 //! With `close` every response says `Connection: close` and the connection is closed after
 //! its first response (the benchmark's connection-per-request scenario); otherwise
-//! connections are kept alive and pipelined heads are answered in one `send`.
+//! connections are kept alive and pipelined heads are answered in one `send`. With `parse`
+//! every complete head a read holds is also parsed with `httparse` (16 field slots, nothing
+//! checked beyond what it checks): what parsing alone adds to the floor, the least any
+//! server built on `httparse` pays.
 //!
 //! The fixed response is the same size as eddy's hello answer (status line, `Content-Type`,
 //! `Content-Length`, a 29-byte `Date`, `Server`). Output that the socket does not take at
@@ -34,6 +37,7 @@ struct Floor {
     epoll: i32,
     listener: i32,
     close_mode: bool,
+    parse_mode: bool,
     conns: Vec<Option<Conn>>,
     read_buf: Vec<u8>,
     out: Vec<u8>,
@@ -68,7 +72,7 @@ fn count_heads(matched: &mut u8, data: &[u8]) -> usize {
 }
 
 impl Floor {
-    fn bind(port: u16, close_mode: bool) -> io::Result<Floor> {
+    fn bind(port: u16, close_mode: bool, parse_mode: bool) -> io::Result<Floor> {
         // SAFETY: plain socket calls on integers and a stack `sockaddr_in` that outlives them.
         unsafe {
             let listener = check(libc::socket(
@@ -99,11 +103,17 @@ impl Floor {
                 epoll,
                 listener,
                 close_mode,
+                parse_mode,
                 conns: Vec::new(),
                 read_buf: vec![0u8; 64 * 1024],
                 out: Vec::with_capacity(64 * 1024),
             };
-            floor.ctl(libc::EPOLL_CTL_ADD, listener, libc::EPOLLIN as u32, LISTENER)?;
+            floor.ctl(
+                libc::EPOLL_CTL_ADD,
+                listener,
+                libc::EPOLLIN as u32,
+                LISTENER,
+            )?;
             Ok(floor)
         }
     }
@@ -118,9 +128,8 @@ impl Floor {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
         loop {
             // SAFETY: `events` has room for MAX_EVENTS entries.
-            let n = unsafe {
-                libc::epoll_wait(self.epoll, events.as_mut_ptr(), MAX_EVENTS as i32, -1)
-            };
+            let n =
+                unsafe { libc::epoll_wait(self.epoll, events.as_mut_ptr(), MAX_EVENTS as i32, -1) };
             if n < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
@@ -234,6 +243,9 @@ impl Floor {
         if heads == 0 {
             return;
         }
+        if self.parse_mode {
+            std::hint::black_box(parse_heads(&self.read_buf[..n as usize]));
+        }
         let (response, heads) = if self.close_mode {
             (CLOSE_RESPONSE, 1)
         } else {
@@ -256,13 +268,28 @@ impl Floor {
                     conn.pending = rest;
                     conn.closing = self.close_mode;
                 }
-                let _ = self.ctl(
-                    libc::EPOLL_CTL_MOD,
-                    fd,
-                    libc::EPOLLOUT as u32,
-                    fd as u64,
-                );
+                let _ = self.ctl(libc::EPOLL_CTL_MOD, fd, libc::EPOLLOUT as u32, fd as u64);
             }
+        }
+    }
+}
+
+/// Parses the complete request heads at the start of `data` with `httparse`; returns how
+/// many parsed and their summed method, path and field counts (kept, so none is optimised
+/// away).
+fn parse_heads(mut data: &[u8]) -> usize {
+    let mut sum = 0;
+    loop {
+        let mut fields = [httparse::EMPTY_HEADER; 16];
+        let mut req = httparse::Request::new(&mut fields);
+        match req.parse(data) {
+            Ok(httparse::Status::Complete(len)) => {
+                sum += req.method.map_or(0, str::len)
+                    + req.path.map_or(0, str::len)
+                    + req.headers.len();
+                data = &data[len..];
+            }
+            _ => return sum,
         }
     }
 }
@@ -285,9 +312,14 @@ fn main() {
     let port: u16 = args
         .next()
         .and_then(|p| p.parse().ok())
-        .expect("usage: floor_hello PORT [close]");
-    let close_mode = args.next().as_deref() == Some("close");
-    let mut floor = Floor::bind(port, close_mode).expect("bind");
+        .expect("usage: floor_hello PORT [close|parse]");
+    let mode = args.next();
+    let mut floor = Floor::bind(
+        port,
+        mode.as_deref() == Some("close"),
+        mode.as_deref() == Some("parse"),
+    )
+    .expect("bind");
     floor.run().expect("epoll loop");
 }
 

@@ -50,7 +50,10 @@ fn main() {
             assert!(k > 0, "server closed connection {i}");
             got.extend_from_slice(&buf[..k]);
         }
-        assert!(!ws || got.starts_with(b"HTTP/1.1 101"), "connection {i}: not upgraded");
+        assert!(
+            !ws || got.starts_with(b"HTTP/1.1 101"),
+            "connection {i}: not upgraded"
+        );
         conns.push(s);
     }
     println!("ready");

@@ -30,7 +30,9 @@ fn main() {
         for _ in 0..conns {
             let url = url.clone();
             tasks.push(tokio::spawn(async move {
-                let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+                let (mut ws, _) = tokio_tungstenite::connect_async(url)
+                    .await
+                    .expect("connect");
                 let payload = vec![7u8; size];
                 let mut n = 0u64;
                 while Instant::now() < deadline {
@@ -53,5 +55,8 @@ fn main() {
         sum
     });
     let secs = started.elapsed().as_secs_f64();
-    println!("RESULT ops={total} secs={secs:.2} rate={:.0}", total as f64 / secs);
+    println!(
+        "RESULT ops={total} secs={secs:.2} rate={:.0}",
+        total as f64 / secs
+    );
 }
