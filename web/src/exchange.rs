@@ -6,6 +6,7 @@
 //! sends what is written so far as a chunk, with back-pressure) or the end of the handler.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -23,6 +24,7 @@ use crate::cookie::{CookieError, SetCookie};
 use crate::error::{error_page, HttpError};
 use crate::routing::PathArgs;
 use crate::signed::{create_signed_value, decode_signed_value, DEFAULT_MAX_AGE_DAYS};
+use crate::template::RenderNamespace;
 use crate::xsrf;
 
 /// Tornado's default content type.
@@ -370,11 +372,7 @@ impl Exchange {
     /// The URL of static file `path` with its version (`/static/app.css?v=…`), as
     /// Tornado's `static_url`; an error when the application serves no static files.
     pub fn static_url(&self, path: &str) -> Result<String, HttpError> {
-        let settings = &self.app.settings;
-        let files = settings.static_files.as_ref().ok_or_else(|| {
-            HttpError::new(500).with_log_message("static_url needs the static_files setting")
-        })?;
-        Ok(files.static_url(&settings.static_url_prefix, path))
+        static_url(&self.app.settings, path).map_err(|e| HttpError::new(500).with_log_message(e))
     }
 
     /// Mutable access to the response headers (for handlers that build many at once).
@@ -508,28 +506,11 @@ impl Exchange {
         if let Some(token) = &self.xsrf_token {
             return token.clone();
         }
-        let now = unix_now();
-        let existing = self
-            .cookie(xsrf::XSRF_COOKIE)
-            .and_then(|c| xsrf::decode(c, now));
-        let raw = match existing {
-            Some(raw) => raw,
-            None => {
-                let mut token = vec![0u8; 16];
-                self.app.random_bytes(&mut token);
-                let raw = xsrf::RawToken {
-                    token,
-                    timestamp: now,
-                };
-                let mut key = [0u8; 4];
-                self.app.random_bytes(&mut key);
-                let _ = self.set_cookie(SetCookie::new(xsrf::XSRF_COOKIE, xsrf::encode(&raw, key)));
-                raw
-            }
-        };
-        let mut key = [0u8; 4];
-        self.app.random_bytes(&mut key);
-        let token = xsrf::encode(&raw, key);
+        let (token, new_cookie) =
+            make_xsrf_token(&self.app, self.cookie(xsrf::XSRF_COOKIE), unix_now());
+        if let Some(value) = new_cookie {
+            let _ = self.set_cookie(SetCookie::new(xsrf::XSRF_COOKIE, value));
+        }
         self.xsrf_token = Some(token.clone());
         token
     }
@@ -587,12 +568,14 @@ impl Exchange {
 
     /// Renders template `name` with `context` into the body.
     pub fn render(&mut self, name: &str, context: impl serde::Serialize) -> Result<(), HttpError> {
-        let templates = self.app.templates.as_ref().ok_or_else(|| {
+        let app = self.app.clone();
+        let templates = app.templates.as_ref().ok_or_else(|| {
             HttpError::new(500).with_log_message("render needs the template_loader setting")
         })?;
-        let page = templates
-            .render(name, context)
-            .map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
+        let namespace = self.template_namespace();
+        let page = templates.render_in(name, context, Some(namespace.clone()));
+        self.adopt(&namespace);
+        let page = page.map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
         self.body.extend_from_slice(page.as_bytes());
         Ok(())
     }
@@ -603,17 +586,43 @@ impl Exchange {
         source: &str,
         context: impl serde::Serialize,
     ) -> Result<(), HttpError> {
-        let page = match self.app.templates.as_ref() {
-            Some(t) => t.render_string(source, context),
+        let app = self.app.clone();
+        let namespace = self.template_namespace();
+        let page = match app.templates.as_ref() {
+            Some(t) => t.render_string_in(source, context, Some(namespace.clone())),
             None => crate::template::Templates::new(
                 crate::template::memory_loader(Default::default()),
                 false,
             )
-            .render_string(source, context),
-        }
-        .map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
+            .render_string_in(source, context, Some(namespace.clone())),
+        };
+        self.adopt(&namespace);
+        let page = page.map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
         self.body.extend_from_slice(page.as_bytes());
         Ok(())
+    }
+
+    /// The namespace a template rendered for this request calls into.
+    fn template_namespace(&self) -> Rc<RequestNamespace> {
+        Rc::new(RequestNamespace {
+            app: self.app.clone(),
+            xsrf_cookie: self.cookie(xsrf::XSRF_COOKIE).map(str::to_owned),
+            now: unix_now(),
+            xsrf: RefCell::new(self.xsrf_token.clone().map(|token| (token, None))),
+        })
+    }
+
+    /// Keeps the XSRF token a render made (and sets its new cookie).
+    fn adopt(&mut self, namespace: &RequestNamespace) {
+        if self.xsrf_token.is_some() {
+            return;
+        }
+        if let Some((token, new_cookie)) = namespace.xsrf.borrow_mut().take() {
+            if let Some(value) = new_cookie {
+                let _ = self.set_cookie(SetCookie::new(xsrf::XSRF_COOKIE, value));
+            }
+            self.xsrf_token = Some(token);
+        }
     }
 
     /// Takes the response writer for a protocol upgrade; the exchange then answers nothing.
@@ -693,6 +702,70 @@ impl FinishFields {
         f.compressible = typed && !encoded;
         f
     }
+}
+
+/// A template's view of one request (Tornado's template namespace; see [`crate::template`]).
+struct RequestNamespace {
+    app: Rc<AppShared>,
+    /// The request's `_xsrf` cookie.
+    xsrf_cookie: Option<String>,
+    now: u64,
+    /// The token handed out, with the `_xsrf` cookie to set when the request had none.
+    xsrf: RefCell<Option<(String, Option<String>)>>,
+}
+
+impl RenderNamespace for RequestNamespace {
+    fn static_url(&self, path: &str) -> Result<String, String> {
+        static_url(&self.app.settings, path).map_err(str::to_owned)
+    }
+
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, String> {
+        self.app
+            .router
+            .borrow()
+            .reverse_url(name, args)
+            .map_err(|e| e.to_string())
+    }
+
+    fn xsrf_token(&self) -> Result<String, String> {
+        let mut xsrf = self.xsrf.borrow_mut();
+        let (token, _) = xsrf.get_or_insert_with(|| {
+            make_xsrf_token(&self.app, self.xsrf_cookie.as_deref(), self.now)
+        });
+        Ok(token.clone())
+    }
+}
+
+/// A freshly masked XSRF token for a request with `_xsrf` cookie `cookie`, and the cookie
+/// to set when that is missing or malformed (a new secret).
+fn make_xsrf_token(app: &AppShared, cookie: Option<&str>, now: u64) -> (String, Option<String>) {
+    let (raw, new_cookie) = match cookie.and_then(|c| xsrf::decode(c, now)) {
+        Some(raw) => (raw, None),
+        None => {
+            let mut token = vec![0u8; 16];
+            app.random_bytes(&mut token);
+            let raw = xsrf::RawToken {
+                token,
+                timestamp: now,
+            };
+            let mut key = [0u8; 4];
+            app.random_bytes(&mut key);
+            let cookie = xsrf::encode(&raw, key);
+            (raw, Some(cookie))
+        }
+    };
+    let mut key = [0u8; 4];
+    app.random_bytes(&mut key);
+    (xsrf::encode(&raw, key), new_cookie)
+}
+
+/// The versioned URL of static file `path`; an error without the `static_files` setting.
+fn static_url(settings: &crate::Settings, path: &str) -> Result<String, &'static str> {
+    let files = settings
+        .static_files
+        .as_ref()
+        .ok_or("static_url needs the static_files setting")?;
+    Ok(files.static_url(&settings.static_url_prefix, path))
 }
 
 /// The error for a client that is gone (logged as 499, never sent).

@@ -1,11 +1,19 @@
 //! `Templates`: Jinja2-syntax templates (minijinja) loaded through a loader the application
 //! supplies (eddy-web reads no file itself), compiled once and cached, re-read on every
 //! render in debug mode. HTML autoescaping is on for `.html`, `.htm` and `.xml` names.
+//!
+//! As in Tornado's template namespace, a template rendered by `Exchange::render` can call
+//! `static_url(path)`, `reverse_url(name, args...)`, `xsrf_token()` and `xsrf_form_html()`;
+//! they answer from the request being handled, which [`Templates`] reaches through a
+//! [`RenderNamespace`] set for the length of one render.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 
-use minijinja::Environment;
+use minijinja::value::{Rest, Value};
+use minijinja::{Environment, ErrorKind};
 
 /// Where template sources come from: name → source (`Ok(None)`: no such template).
 pub type TemplateLoader = Arc<dyn Fn(&str) -> Result<Option<String>, String> + Send + Sync>;
@@ -39,10 +47,85 @@ impl TemplateError {
     }
 }
 
+/// What the namespace functions answer with during one render (see the module docs); each
+/// `Err` is the message of the template error it becomes.
+pub(crate) trait RenderNamespace {
+    /// `static_url(path)`: the file's URL with its version.
+    fn static_url(&self, path: &str) -> Result<String, String>;
+    /// `reverse_url(name, args...)`: the named route's path.
+    fn reverse_url(&self, name: &str, args: &[&str]) -> Result<String, String>;
+    /// `xsrf_token()`: the request's masked XSRF token (made, with its cookie, on first use).
+    fn xsrf_token(&self) -> Result<String, String>;
+}
+
+thread_local! {
+    /// The namespace of the render running on this thread, if any.
+    static NAMESPACE: RefCell<Option<Rc<dyn RenderNamespace>>> = const { RefCell::new(None) };
+}
+
+/// Sets the thread's namespace for one render, restoring the previous one when dropped.
+struct NamespaceScope(Option<Rc<dyn RenderNamespace>>);
+
+impl NamespaceScope {
+    fn enter(namespace: Option<Rc<dyn RenderNamespace>>) -> NamespaceScope {
+        NamespaceScope(NAMESPACE.with(|n| n.replace(namespace)))
+    }
+}
+
+impl Drop for NamespaceScope {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        NAMESPACE.with(|n| *n.borrow_mut() = previous);
+    }
+}
+
+/// Calls `f` with the running render's namespace; an error outside `Exchange::render`.
+fn with_namespace<T>(
+    function: &str,
+    f: impl FnOnce(&dyn RenderNamespace) -> Result<T, String>,
+) -> Result<T, minijinja::Error> {
+    let namespace = NAMESPACE.with(|n| n.borrow().clone()).ok_or_else(|| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("{function}() is only available in templates rendered for a request"),
+        )
+    })?;
+    f(&*namespace).map_err(|message| minijinja::Error::new(ErrorKind::InvalidOperation, message))
+}
+
+/// A template argument as text: strings as they are, anything else as it prints (`42`).
+fn arg_text(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// Registers Tornado's namespace functions on `env`.
+fn add_namespace_functions(env: &mut Environment<'static>) {
+    env.add_function("static_url", |path: String| {
+        with_namespace("static_url", |ns| ns.static_url(&path))
+    });
+    env.add_function("reverse_url", |name: String, args: Rest<Value>| {
+        let args: Vec<String> = args.iter().map(arg_text).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_namespace("reverse_url", |ns| ns.reverse_url(&name, &args))
+    });
+    env.add_function("xsrf_token", || {
+        with_namespace("xsrf_token", |ns| ns.xsrf_token())
+    });
+    env.add_function("xsrf_form_html", || {
+        with_namespace("xsrf_form_html", |ns| {
+            ns.xsrf_token()
+                .map(|token| Value::from_safe_string(crate::xsrf::form_html(&token)))
+        })
+    });
+}
+
 impl Templates {
     /// Templates from `loader`; with `reload`, sources are read again for every render.
     pub fn new(loader: TemplateLoader, reload: bool) -> Templates {
         let mut env = Environment::new();
+        add_namespace_functions(&mut env);
         env.set_loader(move |name| {
             loader(name).map_err(|message| {
                 minijinja::Error::new(minijinja::ErrorKind::TemplateNotFound, message)
@@ -64,12 +147,25 @@ impl Templates {
         }
     }
 
-    /// Renders template `name` with `context`.
+    /// Renders template `name` with `context` (the namespace functions answer with errors:
+    /// there is no request; see `Exchange::render`).
     pub fn render(
         &self,
         name: &str,
         context: impl serde::Serialize,
     ) -> Result<String, TemplateError> {
+        self.render_in(name, context, None)
+    }
+
+    /// Renders template `name` with `context`, the namespace functions answering from
+    /// `namespace`.
+    pub(crate) fn render_in(
+        &self,
+        name: &str,
+        context: impl serde::Serialize,
+        namespace: Option<Rc<dyn RenderNamespace>>,
+    ) -> Result<String, TemplateError> {
+        let _scope = NamespaceScope::enter(namespace);
         let mut env = self.env.borrow_mut();
         if self.reload {
             env.clear_templates();
@@ -88,6 +184,17 @@ impl Templates {
         source: &str,
         context: impl serde::Serialize,
     ) -> Result<String, TemplateError> {
+        self.render_string_in(source, context, None)
+    }
+
+    /// [`Templates::render_string`], the namespace functions answering from `namespace`.
+    pub(crate) fn render_string_in(
+        &self,
+        source: &str,
+        context: impl serde::Serialize,
+        namespace: Option<Rc<dyn RenderNamespace>>,
+    ) -> Result<String, TemplateError> {
+        let _scope = NamespaceScope::enter(namespace);
         let env = self.env.borrow();
         env.template_from_named_str("string.html", source)
             .and_then(|t| t.render(context))
@@ -138,5 +245,14 @@ mod tests {
         assert_eq!(e.name, "bad.html");
         assert!(e.message.contains("line 2"), "{e}");
         assert!(t.render("missing.html", ()).is_err());
+    }
+
+    #[test]
+    fn namespace_functions_need_a_request() {
+        let t = templates();
+        let e = t
+            .render_string("{{ static_url('a.css') }}", ())
+            .unwrap_err();
+        assert!(e.message.contains("rendered for a request"), "{e}");
     }
 }

@@ -52,11 +52,27 @@ impl RequestHandler for Greet {
     }
 }
 
+/// A page whose template calls the namespace functions.
+struct FormPage;
+impl RequestHandler for FormPage {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.render("form.html", serde_json::json!({}))
+    }
+}
+
 fn app() -> Application {
     let mut templates = BTreeMap::new();
     templates.insert(
         "greet.html".to_string(),
         "<p>Hello, {{ name }}</p>".to_string(),
+    );
+    templates.insert(
+        "form.html".to_string(),
+        concat!(
+            r#"<form action="{{ reverse_url('user', 42) }}">{{ xsrf_form_html() }}</form>"#,
+            "\n{{ xsrf_token() }}"
+        )
+        .to_string(),
     );
     let settings = Settings {
         cookie_secret: Some(SigningKeys::Single(b"forms".to_vec())),
@@ -72,6 +88,8 @@ fn app() -> Application {
             Route::new("/private", || Private),
             Route::new("/login", || Login),
             Route::new("/greet", || Greet),
+            Route::new("/form-page", || FormPage),
+            Route::new(r"/user/(\d+)", || Form).named("user"),
         ],
         settings,
     )
@@ -118,4 +136,62 @@ fn templates_escape_what_they_interpolate() {
     let r = c.get("/greet?name=%3Cscript%3E");
     assert_eq!(r.text(), "<p>Hello, &lt;script&gt;</p>");
     assert_eq!(c.get("/greet").status, 400);
+}
+
+#[test]
+fn templates_call_reverse_url_and_the_xsrf_functions() {
+    let mut c = TestClient::new(app());
+    let r = c.get("/form-page");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let page = r.text();
+    let (form, token) = page.split_once('\n').unwrap();
+    let field = form
+        .strip_prefix(r#"<form action="/user/42"><input type="hidden" name="_xsrf" value=""#)
+        .and_then(|rest| rest.strip_suffix(r#""/></form>"#))
+        .expect(form);
+    assert_eq!(
+        field, token,
+        "one token per request, unescaped in the field (no & < > \" ')"
+    );
+    let set_cookies = r.headers.get_all("set-cookie").iter().count();
+    assert_eq!(set_cookies, 1, "the new _xsrf cookie is set once");
+    // The page's token is accepted; the next page keeps the cookie and sets none.
+    assert_eq!(c.post("/form", &[("x-xsrftoken", token)], "").status, 200);
+    let again = c.get("/form-page");
+    assert!(again.headers.get("set-cookie").is_none());
+    assert!(again.text().contains("name=\"_xsrf\""));
+}
+
+#[test]
+fn a_template_function_error_is_a_500_that_names_it() {
+    let mut templates = BTreeMap::new();
+    templates.insert(
+        "bad.html".to_string(),
+        "{{ reverse_url('nowhere') }}".to_string(),
+    );
+    templates.insert(
+        "css.html".to_string(),
+        "{{ static_url('a.css') }}".to_string(),
+    );
+    struct Render(&'static str);
+    impl RequestHandler for Render {
+        async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+            ex.render(self.0, ())
+        }
+    }
+    let settings = Settings {
+        template_loader: Some(memory_loader(templates)),
+        ..Settings::default()
+    };
+    let app = Application::try_new(
+        vec![
+            Route::new("/bad", || Render("bad.html")),
+            Route::new("/css", || Render("css.html")),
+        ],
+        settings,
+    )
+    .unwrap();
+    let mut c = TestClient::new(app);
+    assert_eq!(c.get("/bad").status, 500);
+    assert_eq!(c.get("/css").status, 500, "no static_files setting");
 }

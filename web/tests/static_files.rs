@@ -339,6 +339,33 @@ impl RequestHandler for Page {
     }
 }
 
+struct TemplatePage;
+impl RequestHandler for TemplatePage {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.render_string(r#"<link href="{{ static_url('app.css') }}">"#, ())
+    }
+}
+
+#[test]
+fn templates_name_static_files_with_their_version() {
+    let settings = Settings {
+        static_files: Some(StaticFiles::new(sample_files())),
+        ..Settings::default()
+    };
+    let app = Application::try_new(
+        vec![Route::new("/", || Page), Route::new("/t", || TemplatePage)],
+        settings,
+    )
+    .unwrap();
+    let mut c = TestClient::new(app);
+    let url = get(&mut c, "/", &[]).text();
+    // The URL's `&`-free query needs no escaping; the template gives the same URL.
+    assert_eq!(
+        get(&mut c, "/t", &[]).text(),
+        format!(r#"<link href="{url}">"#)
+    );
+}
+
 #[test]
 fn static_url_versions_and_the_versioned_cache_policy() {
     let files = StaticFiles::new(sample_files()).cache_control("no-cache");
