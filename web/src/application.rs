@@ -523,16 +523,23 @@ fn fail(ex: &mut Exchange, error: &HttpError, traceback: Option<&str>) {
 }
 
 /// One access-log line, as Tornado's `log_request`: info below 400, warn for 4xx, error
-/// for 5xx.
+/// for 5xx. The fields are worked out only when the line's level is enabled.
 fn log_request(ex: &Exchange, took: Duration) {
-    let status = ex.status();
-    let ms = took.as_secs_f64() * 1e3;
-    let (method, uri, ip) = (ex.method().as_str(), ex.request().target(), ex.remote_ip());
-    if status < 400 {
-        tracing::info!(status, method, uri, %ip, ms, "request");
-    } else if status < 500 {
-        tracing::warn!(status, method, uri, %ip, ms, "request");
-    } else {
-        tracing::error!(status, method, uri, %ip, ms, "request");
+    macro_rules! line {
+        ($level:ident) => {
+            tracing::$level!(
+                status = ex.status(),
+                method = ex.method().as_str(),
+                uri = ex.request().target(),
+                ip = %ex.remote_ip(),
+                ms = took.as_secs_f64() * 1e3,
+                "request"
+            )
+        };
+    }
+    match ex.status() {
+        ..=399 => line!(info),
+        400..=499 => line!(warn),
+        _ => line!(error),
     }
 }

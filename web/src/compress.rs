@@ -71,24 +71,30 @@ pub fn is_compressible(content_type: &str) -> bool {
 /// Adds `Accept-Encoding` to `Vary`, keeping what is there.
 pub fn add_vary(headers: &mut HeaderMap) {
     const ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("Accept-Encoding");
-    let merged = match headers.get(VARY) {
-        None => {
-            headers.insert(VARY, ACCEPT_ENCODING);
+    // One lookup: the usual response has no `Vary` of its own.
+    let mut vary = match headers.entry(VARY) {
+        http::header::Entry::Vacant(slot) => {
+            slot.insert(ACCEPT_ENCODING);
             return;
         }
-        Some(v) => {
-            let v = v.as_bytes();
-            let named = v
-                .split(|&b| b == b',')
-                .any(|item| item.trim_ascii().eq_ignore_ascii_case(b"accept-encoding"));
-            if named || v.trim_ascii() == b"*" {
-                return;
-            }
-            [v, b", Accept-Encoding"].concat()
-        }
+        http::header::Entry::Occupied(vary) => vary,
     };
-    if let Ok(value) = HeaderValue::from_bytes(&merged) {
-        headers.insert(VARY, value);
+    let covered = vary.iter().any(|value| {
+        let v = value.as_bytes();
+        v.trim_ascii() == b"*"
+            || v.split(|&b| b == b',')
+                .any(|item| item.trim_ascii().eq_ignore_ascii_case(b"accept-encoding"))
+    });
+    if covered {
+        return;
+    }
+    // Joined to the last `Vary` line; earlier lines stay as they are.
+    if let Some(last) = vary.iter_mut().last() {
+        if let Ok(value) =
+            HeaderValue::from_bytes(&[last.as_bytes(), b", Accept-Encoding"].concat())
+        {
+            *last = value;
+        }
     }
 }
 
@@ -195,6 +201,18 @@ mod tests {
         star.insert(VARY, HeaderValue::from_static("*"));
         add_vary(&mut star);
         assert_eq!(star.get(VARY).unwrap(), "*", "Vary: * already covers it");
+        let mut two = HeaderMap::new();
+        two.append(VARY, HeaderValue::from_static("Cookie"));
+        two.append(VARY, HeaderValue::from_static("Origin"));
+        add_vary(&mut two);
+        let lines: Vec<_> = two.get_all(VARY).iter().collect();
+        assert_eq!(
+            lines,
+            ["Cookie", "Origin, Accept-Encoding"],
+            "no line is lost"
+        );
+        add_vary(&mut two);
+        assert_eq!(two.get_all(VARY).iter().count(), 2);
         assert!(is_compressible("TEXT/CSS"));
         assert!(is_compressible("Application/JSON ; charset=UTF-8"));
         assert!(is_compressible("image/svg+xml"));
