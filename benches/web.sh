@@ -10,7 +10,8 @@
 # no web layer can remove: eddy's bare `HttpServer` (examples/hello: no routing, handler,
 # JSON or entity tag) and the floor (benches/peers floor_hello: a fixed answer written
 # straight back, no HTTP work at all; what the kernel costs per request).
-# Environment: SECS (5), ROUNDS (3), CONNS (50), EDDY_DRIVER, CARGO_TARGET_DIR.
+# Environment: SECS (5), ROUNDS (3), CONNS (50), SERVERS ("eddy axum hello floor"; axum is
+# needed: every figure is a ratio of its), EDDY_DRIVER, CARGO_TARGET_DIR.
 # Loopback only; every run ends by itself.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
@@ -52,7 +53,7 @@ measure() { # server -> "req_per_s cpu_us_per_req"
         printf "%.0f %.3f\n", n / s, (n > 0 ? (t1 - t0) * 1e6 / hz / n : 0) }'
 }
 
-servers="eddy axum hello floor"
+servers=${SERVERS:-"eddy axum hello floor"}
 declare -A rate cpu
 for round in $(seq 1 "$ROUNDS"); do
     for server in $servers; do
