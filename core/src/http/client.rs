@@ -23,14 +23,15 @@ mod conn;
 mod fetch;
 #[doc(hidden)]
 pub mod fuzz;
+mod message;
 mod url;
 
 pub use conn::{
     ClientConn, ClientConnConfig, ClientEvent, RequestBody, RequestLine, RequestSendError,
     ResponseError, ResponseHead,
 };
-pub use fetch::{
-    ChunkCallback, ClientConfig, ClientStats, FetchHandle, FetchResult, HeadCallback, HttpClient,
-    HttpError, HttpRequest, HttpResponse, Resolver, TimeoutPhase,
+pub use fetch::{ClientConfig, ClientStats, FetchHandle, HttpClient, Resolver};
+pub use message::{
+    ChunkCallback, FetchResult, HeadCallback, HttpError, HttpRequest, HttpResponse, TimeoutPhase,
 };
 pub use url::{join_location, parse_url, Target};
