@@ -5,7 +5,7 @@
 //! As in Tornado's template namespace, a template rendered by `Exchange::render` can call
 //! `static_url(path)`, `reverse_url(name, args...)`, `xsrf_token()` and `xsrf_form_html()`;
 //! they answer from the request being handled, which [`Templates`] reaches through a
-//! [`RenderNamespace`] set for the length of one render.
+//! namespace set for the length of one render.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
