@@ -57,7 +57,14 @@ pub struct Settings {
     pub log_function: Option<LogFunction>,
     /// Where every finished request is counted (see [`Metrics::routes`] for `/metrics`).
     pub metrics: Option<Metrics>,
+    /// Who is logged in, for [`Exchange::current_user`] (Tornado's `get_current_user`, as a
+    /// base handler would override it): typically a signed cookie. Asked at most once per
+    /// request, on first use.
+    pub current_user: Option<CurrentUserFn>,
 }
+
+/// The hook behind [`Exchange::current_user`]: the logged-in user of a request, if any.
+pub type CurrentUserFn = std::sync::Arc<dyn Fn(&Exchange) -> Option<String> + Send + Sync>;
 
 /// A replacement for the access log: called with each finished request.
 pub type LogFunction = std::sync::Arc<dyn Fn(&RequestLog<'_>) + Send + Sync>;
@@ -93,6 +100,7 @@ impl std::fmt::Debug for Settings {
             .field("static_files", &self.static_files)
             .field("static_url_prefix", &self.static_url_prefix)
             .field("log_function", &self.log_function.is_some())
+            .field("current_user", &self.current_user.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,6 +122,7 @@ impl Default for Settings {
             static_url_prefix: String::from("/static/"),
             log_function: None,
             metrics: None,
+            current_user: None,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Exchange {
     gzip: Option<Box<compress::GzipStream>>,
     /// The body length announced by [`Exchange::send_head`], when the handler set one.
     content_length: Option<u64>,
+    /// The logged-in user, once asked (`Some(None)`: asked, nobody).
+    current_user: Option<Option<String>>,
 }
 
 impl Exchange {
@@ -73,6 +75,7 @@ impl Exchange {
             xsrf_token: None,
             gzip: None,
             content_length: None,
+            current_user: None,
         }
     }
 
@@ -547,9 +550,33 @@ impl Exchange {
         }
     }
 
+    /// The logged-in user (Tornado's `current_user`): what [`Exchange::set_current_user`]
+    /// set, else what the `current_user` setting's hook says, asked once per request.
+    pub fn current_user(&mut self) -> Option<&str> {
+        if self.current_user.is_none() {
+            let hook = self.app.settings.current_user.clone();
+            self.current_user = Some(hook.and_then(|who| who(self)));
+        }
+        self.current_user.as_ref().and_then(|u| u.as_deref())
+    }
+
+    /// Sets the logged-in user for the rest of the request (Tornado's assignment to
+    /// `self.current_user` in `prepare`, for a lookup the hook cannot make, such as an
+    /// `.await`ed one).
+    pub fn set_current_user(&mut self, user: Option<String>) {
+        self.current_user = Some(user);
+    }
+
     /// The logged-in user, or the answer for a visitor who is not (Tornado's
-    /// `@authenticated`): GET and HEAD are redirected to `login_url?next=URI` (returning an
-    /// error that only ends the handler), other methods get 403.
+    /// `@authenticated`; see also [`crate::RequestHandler::AUTHENTICATED`]): GET and HEAD
+    /// are redirected to `login_url?next=URI` (returning an error that only ends the
+    /// handler), other methods, or any without a `login_url`, get 403.
+    pub fn authenticated(&mut self) -> Result<String, HttpError> {
+        let user = self.current_user().map(str::to_owned);
+        self.require_user(user)
+    }
+
+    /// [`Exchange::authenticated`] for a user the handler found itself.
     pub fn require_user(&mut self, user: Option<String>) -> Result<String, HttpError> {
         if let Some(user) = user {
             return Ok(user);

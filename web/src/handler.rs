@@ -56,6 +56,11 @@ pub trait RequestHandler: 'static {
     /// without a body has nothing to stream: `take_body_stream` gives `None` for it.
     const STREAMED_BODY_LIMIT: Option<u64> = None;
 
+    /// The methods that need a logged-in user (Tornado's `@authenticated` on them; HEAD
+    /// follows GET): after `prepare`, a visitor without [`Exchange::current_user`] is
+    /// redirected to `login_url` (GET, HEAD) or answered 403, and the method does not run.
+    const AUTHENTICATED: &'static [Method] = &[];
+
     /// Runs before the verb method; finishing the exchange here skips it.
     async fn prepare(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
         Ok(())
@@ -204,6 +209,11 @@ async fn dispatch<H: RequestHandler>(h: &mut H, ex: &mut Exchange) -> Result<(),
     h.prepare(ex).await?;
     if ex.is_finished() {
         return Ok(());
+    }
+    let guarded = H::AUTHENTICATED.contains(ex.method())
+        || (*ex.method() == Method::HEAD && H::AUTHENTICATED.contains(&Method::GET));
+    if guarded {
+        ex.authenticated()?;
     }
     let method = ex.method().clone();
     match method {

@@ -1,6 +1,10 @@
 //! XSRF protection, the login guard and templates, through the simulated test client.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use eddy_web::signed::SigningKeys;
 use eddy_web::template::memory_loader;
@@ -25,14 +29,44 @@ impl RequestHandler for Form {
 struct Private;
 impl RequestHandler for Private {
     const METHODS: &'static [Method] = &[Method::GET, Method::HEAD, Method::POST];
+    const AUTHENTICATED: &'static [Method] = &[Method::GET, Method::POST];
     async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
-        let user = ex.signed_cookie("user");
-        let user = ex.require_user(user)?;
+        let user = ex
+            .current_user()
+            .expect("the guard let a user in")
+            .to_owned();
         ex.write(format!("Hello, {user}"));
         Ok(())
     }
     async fn post(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
         self.get(ex).await
+    }
+}
+
+/// Guards by hand, and only `POST`; `prepare` finds the user itself (`X-User`).
+struct Api;
+impl RequestHandler for Api {
+    const METHODS: &'static [Method] = &[Method::GET, Method::HEAD, Method::POST];
+    const CHECK_XSRF: bool = false;
+    async fn prepare(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let user = ex
+            .request()
+            .header("x-user")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        if user.is_some() {
+            ex.set_current_user(user);
+        }
+        Ok(())
+    }
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let who = ex.current_user().unwrap_or("nobody").to_owned();
+        ex.write(who);
+        Ok(())
+    }
+    async fn post(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let user = ex.authenticated()?;
+        ex.write(format!("posted as {user}"));
+        Ok(())
     }
 }
 
@@ -80,6 +114,7 @@ fn app() -> Application {
         login_url: Some("/login".into()),
         template_loader: Some(memory_loader(templates)),
         random_seed: Some(7),
+        current_user: Some(Arc::new(|ex: &Exchange| ex.signed_cookie("user"))),
         ..Settings::default()
     };
     Application::try_new(
@@ -122,12 +157,69 @@ fn the_login_guard_redirects_gets_and_refuses_other_methods() {
     let r = c.get("/private");
     assert_eq!(r.status, 302);
     assert_eq!(r.header("location"), Some("/login?next=%2Fprivate"));
+    let r = c
+        .fetch(Method::HEAD, "/private?a=1", &[], Bytes::new())
+        .unwrap();
+    assert_eq!(r.status, 302, "HEAD follows GET's guard");
+    assert_eq!(r.header("location"), Some("/login?next=%2Fprivate%3Fa%3D1"));
     let token = c.get("/form").text();
     let r = c.post("/private", &[("x-xsrftoken", &token)], "");
     assert_eq!(r.status, 403);
     let r = c.get("/login");
     assert_eq!((r.status, r.header("location")), (302, Some("/private")));
     assert_eq!(c.get("/private").text(), "Hello, demo");
+    let r = c.post("/private", &[("x-xsrftoken", &token)], "");
+    assert_eq!(r.text(), "Hello, demo");
+    // A tampered cookie reads as nobody: back to the login page.
+    let mut cookie = c.cookies()["user"].clone();
+    cookie.push('0');
+    c.set_cookie("user", &cookie);
+    assert_eq!(c.get("/private").status, 302);
+}
+
+#[test]
+fn the_current_user_is_asked_once_and_prepare_may_set_it() {
+    /// Asks for the user three times: the hook runs once.
+    struct Thrice;
+    impl RequestHandler for Thrice {
+        const AUTHENTICATED: &'static [Method] = &[Method::GET];
+        async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+            let a = ex.current_user().map(str::to_owned);
+            let b = ex.authenticated()?;
+            ex.write(format!("{a:?} {b}"));
+            Ok(())
+        }
+    }
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let settings = Settings {
+        current_user: Some(Arc::new(move |ex: &Exchange| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            ex.request()
+                .header("x-user")
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        })),
+        ..Settings::default()
+    };
+    let routes = vec![Route::new("/api", || Api), Route::new("/thrice", || Thrice)];
+    let mut c = TestClient::new(Application::try_new(routes, settings).unwrap());
+    let get = |c: &mut TestClient, path: &str, headers: &[(&str, &str)]| {
+        c.fetch(Method::GET, path, headers, Bytes::new()).unwrap()
+    };
+    let r = get(&mut c, "/thrice", &[("x-user", "ann")]);
+    assert_eq!(r.text(), r#"Some("ann") ann"#);
+    assert_eq!(calls.load(Ordering::Relaxed), 1, "asked once per request");
+    assert_eq!(get(&mut c, "/thrice", &[]).status, 403, "no login_url: 403");
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+    // `prepare` sets the user: the hook is not asked.
+    assert_eq!(get(&mut c, "/api", &[("x-user", "bob")]).text(), "bob");
+    assert_eq!(calls.load(Ordering::Relaxed), 2);
+    assert_eq!(c.post("/api", &[], "").status, 403, "nobody may POST");
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    assert_eq!(
+        c.post("/api", &[("x-user", "cy")], "").text(),
+        "posted as cy"
+    );
 }
 
 #[test]
