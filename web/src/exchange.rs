@@ -599,6 +599,7 @@ impl Exchange {
         let templates = app.templates.as_ref().ok_or_else(|| {
             HttpError::new(500).with_log_message("render needs the template_loader setting")
         })?;
+        let context = self.template_context(context);
         let namespace = self.template_namespace();
         let page = templates.render_in(name, context, Some(namespace.clone()));
         self.adopt(&namespace);
@@ -614,6 +615,7 @@ impl Exchange {
         context: impl serde::Serialize,
     ) -> Result<(), HttpError> {
         let app = self.app.clone();
+        let context = self.template_context(context);
         let namespace = self.template_namespace();
         let page = match app.templates.as_ref() {
             Some(t) => t.render_string_in(source, context, Some(namespace.clone())),
@@ -627,6 +629,16 @@ impl Exchange {
         let page = page.map_err(|e| HttpError::new(500).with_log_message(e.to_string()))?;
         self.body.extend_from_slice(page.as_bytes());
         Ok(())
+    }
+
+    /// `context` with `current_user` added (Tornado's template namespace; a `current_user`
+    /// of the handler's own context wins).
+    fn template_context(&mut self, context: impl serde::Serialize) -> minijinja::Value {
+        let current_user = self.current_user().map(str::to_owned);
+        minijinja::context! {
+            ..minijinja::Value::from_serialize(&context),
+            ..minijinja::context! { current_user }
+        }
     }
 
     /// The namespace a template rendered for this request calls into.

@@ -2,9 +2,9 @@
 //! supplies (eddy-web reads no file itself), compiled once and cached, re-read on every
 //! render in debug mode. HTML autoescaping is on for `.html`, `.htm` and `.xml` names.
 //!
-//! As in Tornado's template namespace, a template rendered by `Exchange::render` can call
-//! `static_url(path)`, `reverse_url(name, args...)`, `xsrf_token()` and `xsrf_form_html()`;
-//! they answer from the request being handled, which [`Templates`] reaches through a
+//! As in Tornado's template namespace, a template rendered by `Exchange::render` sees
+//! `current_user` and can call `static_url(path)`, `reverse_url(name, args...)`,
+//! `xsrf_token()` and `xsrf_form_html()`; they answer from the request being handled, which [`Templates`] reaches through a
 //! namespace set for the length of one render.
 
 use std::cell::RefCell;

@@ -86,6 +86,17 @@ impl RequestHandler for Greet {
     }
 }
 
+/// `current_user` in a template; `?as=NAME` passes one of the handler's own instead.
+struct Who;
+impl RequestHandler for Who {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        match ex.query_arguments("as")?.pop() {
+            Some(name) => ex.render("who.html", serde_json::json!({ "current_user": name })),
+            None => ex.render("who.html", ()),
+        }
+    }
+}
+
 /// A page whose template calls the namespace functions.
 struct FormPage;
 impl RequestHandler for FormPage {
@@ -99,6 +110,10 @@ fn app() -> Application {
     templates.insert(
         "greet.html".to_string(),
         "<p>Hello, {{ name }}</p>".to_string(),
+    );
+    templates.insert(
+        "who.html".to_string(),
+        "{% if current_user %}Hi {{ current_user }}{% else %}anonymous{% endif %}".to_string(),
     );
     templates.insert(
         "form.html".to_string(),
@@ -124,6 +139,7 @@ fn app() -> Application {
             Route::new("/login", || Login),
             Route::new("/greet", || Greet),
             Route::new("/form-page", || FormPage),
+            Route::new("/who", || Who),
             Route::new(r"/user/(\d+)", || Form).named("user"),
         ],
         settings,
@@ -252,6 +268,19 @@ fn templates_call_reverse_url_and_the_xsrf_functions() {
     let again = c.get("/form-page");
     assert!(again.headers.get("set-cookie").is_none());
     assert!(again.text().contains("name=\"_xsrf\""));
+}
+
+#[test]
+fn templates_see_the_current_user() {
+    let mut c = TestClient::new(app());
+    assert_eq!(c.get("/who").text(), "anonymous");
+    c.get("/login");
+    assert_eq!(c.get("/who").text(), "Hi demo");
+    assert_eq!(
+        c.get("/who?as=%3Cb%3E").text(),
+        "Hi &lt;b&gt;",
+        "the handler's own wins"
+    );
 }
 
 #[test]
