@@ -631,13 +631,24 @@ impl Exchange {
         Ok(())
     }
 
-    /// `context` with `current_user` added (Tornado's template namespace; a `current_user`
-    /// of the handler's own context wins).
+    /// `context` with `current_user` and `request` added (Tornado's template namespace; a
+    /// name of the handler's own context wins).
     fn template_context(&mut self, context: impl serde::Serialize) -> minijinja::Value {
         let current_user = self.current_user().map(str::to_owned);
+        let r = &self.request;
+        let request = minijinja::context! {
+            method => r.method().as_str(),
+            uri => r.target(),
+            path => r.path(),
+            query => r.query(),
+            host => r.host(),
+            protocol => r.protocol().as_str(),
+            remote_ip => r.remote_ip().to_string(),
+            full_url => r.full_url(),
+        };
         minijinja::context! {
             ..minijinja::Value::from_serialize(&context),
-            ..minijinja::context! { current_user }
+            ..minijinja::context! { current_user, request }
         }
     }
 

@@ -3,7 +3,8 @@
 //! render in debug mode. HTML autoescaping is on for `.html`, `.htm` and `.xml` names.
 //!
 //! As in Tornado's template namespace, a template rendered by `Exchange::render` sees
-//! `current_user` and can call `static_url(path)`, `reverse_url(name, args...)`,
+//! `current_user` and `request` (`method`, `uri`, `path`, `query`, `host`, `protocol`,
+//! `remote_ip`, `full_url`) and can call `static_url(path)`, `reverse_url(name, args...)`,
 //! `xsrf_token()` and `xsrf_form_html()`; they answer from the request being handled, which [`Templates`] reaches through a
 //! namespace set for the length of one render.
 

@@ -316,3 +316,25 @@ fn a_template_function_error_is_a_500_that_names_it() {
     assert_eq!(c.get("/bad").status, 500);
     assert_eq!(c.get("/css").status, 500, "no static_files setting");
 }
+
+#[test]
+fn templates_see_the_request() {
+    struct Req;
+    impl RequestHandler for Req {
+        async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+            let page = "{{ request.method }} {{ request.path }} {{ request.query }} \
+                        {{ request.protocol }}://{{ request.host }} {{ request.uri }}";
+            ex.render_string(page, ())
+        }
+    }
+    let app = Application::try_new(vec![Route::new("/r/(.*)", || Req)], Settings::default());
+    let mut c = TestClient::new(app.unwrap());
+    let page = c.get("/r/a%20b?x=%3C1%3E&y").text();
+    let host = page.split("://").nth(1).unwrap().split(' ').next().unwrap();
+    assert_eq!(
+        page,
+        format!("GET /r/a%20b x=%3C1%3E&amp;y http://{host} /r/a%20b?x=%3C1%3E&amp;y"),
+        "as sent, escaped for HTML"
+    );
+    assert!(!host.is_empty());
+}
