@@ -14,7 +14,7 @@ use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
 use crate::error::HttpError;
 use crate::exchange::Exchange;
 use crate::handler::{Endpoint, Factory, Outcome, RequestHandler, Run};
-use crate::header_pool::{HeaderMapPool, ValueArena};
+use crate::header_pool::{BodyBufferPool, HeaderMapPool, ValueArena};
 use crate::metrics::Metrics;
 use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
 use crate::signed::SigningKeys;
@@ -204,6 +204,8 @@ pub(crate) struct AppShared {
     pub(crate) header_maps: HeaderMapPool,
     /// Where computed header values (entity tags) are cut from.
     pub(crate) header_values: ValueArena,
+    /// Response body buffers reused from one exchange to the next.
+    pub(crate) body_buffers: BodyBufferPool,
     /// Some route's handler streams request bodies.
     streams_bodies: std::cell::Cell<bool>,
 }
@@ -236,6 +238,7 @@ impl AppShared {
             rng: RefCell::new(rng),
             header_maps: HeaderMapPool::default(),
             header_values: ValueArena::default(),
+            body_buffers: BodyBufferPool::default(),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::application::AppShared;
 use crate::compress;
 use crate::cookie::{CookieError, SetCookie};
 use crate::error::{error_page, HttpError};
+use crate::header_pool::ValueArena;
 use crate::routing::PathArgs;
 use crate::signed::{create_signed_value, decode_signed_value, DEFAULT_MAX_AGE_DAYS};
 use crate::template::RenderNamespace;
@@ -61,13 +62,14 @@ impl Exchange {
     ) -> Exchange {
         let mut headers = app.header_maps.take();
         headers.insert(CONTENT_TYPE, HTML_UTF8);
+        let body = app.body_buffers.take();
         Exchange {
             request,
             path_args,
             app,
             status: 200,
             headers,
-            body: Vec::new(),
+            body,
             writer: Some(writer),
             flushed: false,
             finished: false,
@@ -238,18 +240,15 @@ impl Exchange {
 
     /// Writes `value` as JSON and sets `Content-Type: application/json; charset=UTF-8`.
     pub fn write_json(&mut self, value: &impl serde::Serialize) -> Result<(), HttpError> {
-        let json = serde_json::to_vec(value).map_err(|e| {
-            HttpError::new(500).with_log_message(format!("JSON encoding failed: {e}"))
-        })?;
+        let start = self.body.len();
+        if let Err(e) = serde_json::to_writer(&mut self.body, value) {
+            self.body.truncate(start); // nothing of a value that did not encode
+            return Err(HttpError::new(500).with_log_message(format!("JSON encoding failed: {e}")));
+        }
         self.headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=UTF-8"),
         );
-        if self.body.is_empty() {
-            self.body = json; // the usual case: the JSON is the whole body, no copy
-        } else {
-            self.body.extend_from_slice(&json);
-        }
         Ok(())
     }
 
@@ -486,7 +485,13 @@ impl Exchange {
                     .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             }
         }
-        let body = Bytes::from(std::mem::take(&mut self.body));
+        // A short body is copied into the output buffer anyway: cut it from the arena and
+        // keep the buffer for the next exchange, instead of allocating a `Bytes` for it.
+        let body = if self.body.len() <= ValueArena::PIECE_MAX {
+            self.app.header_values.bytes(&self.body)
+        } else {
+            Bytes::from(std::mem::take(&mut self.body))
+        };
         // The client may have gone; the map stays for the next exchange (see `Drop`).
         let _ = writer.respond_with(status_code(self.status), &self.headers, body);
     }
@@ -695,6 +700,7 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.app.header_maps.give(std::mem::take(&mut self.headers));
+        self.app.body_buffers.give(std::mem::take(&mut self.body));
     }
 }
 

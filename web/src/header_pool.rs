@@ -1,6 +1,6 @@
-//! Memory the responses of one application reuse: emptied header maps, and an arena that
-//! computed header values (entity tags) are cut from, so a typical response allocates
-//! neither a map nor its values.
+//! Memory the responses of one application reuse: emptied header maps and body buffers, and
+//! an arena that computed header values (entity tags) and short bodies are cut from, so a
+//! typical response allocates neither a map, nor its values, nor its body.
 
 use std::cell::RefCell;
 
@@ -40,6 +40,41 @@ impl HeaderMapPool {
     }
 }
 
+/// Emptied body buffers kept for the next exchanges, so writing a short body allocates
+/// nothing.
+#[derive(Default)]
+pub(crate) struct BodyBufferPool(RefCell<Vec<Vec<u8>>>);
+
+impl BodyBufferPool {
+    /// Buffers kept at most.
+    const KEEP: usize = 256;
+    /// Buffers that grew past this are not kept (so the pool holds 1 MiB at most).
+    const KEEP_CAPACITY: usize = 4096;
+    /// Room a new buffer starts with: a short page or JSON object.
+    const INITIAL: usize = 256;
+
+    /// An empty buffer: a pooled one, or a new one.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        self.0
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(Self::INITIAL))
+    }
+
+    /// Takes a buffer back, emptied (unless it is empty of room, grew large, or the pool is
+    /// full).
+    pub(crate) fn give(&self, mut buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > Self::KEEP_CAPACITY {
+            return;
+        }
+        buf.clear();
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < Self::KEEP {
+            pool.push(buf);
+        }
+    }
+}
+
 /// Bytes that short header values are cut from: one allocation serves many responses, each
 /// piece holding a reference to its block.
 #[derive(Default)]
@@ -49,10 +84,10 @@ impl ValueArena {
     /// Size of each block pieces are cut from.
     const BLOCK: usize = 4096;
     /// Longest piece cut from a block; longer ones get their own allocation.
-    const PIECE_MAX: usize = Self::BLOCK / 8;
+    pub(crate) const PIECE_MAX: usize = Self::BLOCK / 8;
 
     /// A copy of `bytes` cut from the current block.
-    fn bytes(&self, bytes: &[u8]) -> Bytes {
+    pub(crate) fn bytes(&self, bytes: &[u8]) -> Bytes {
         if bytes.len() > Self::PIECE_MAX {
             return Bytes::copy_from_slice(bytes);
         }
@@ -108,5 +143,21 @@ mod tests {
             pool.take().capacity() <= HeaderMapPool::KEEP_CAPACITY,
             "large maps are dropped"
         );
+    }
+
+    #[test]
+    fn pooled_bodies_come_back_empty_and_large_ones_are_dropped() {
+        let pool = BodyBufferPool::default();
+        let mut body = pool.take();
+        body.extend_from_slice(b"{\"id\":1}");
+        pool.give(body);
+        let again = pool.take();
+        assert!(again.is_empty() && again.capacity() >= BodyBufferPool::INITIAL);
+        pool.give(vec![0; BodyBufferPool::KEEP_CAPACITY + 1]);
+        assert!(pool.0.borrow().is_empty(), "a large buffer is not kept");
+        for _ in 0..BodyBufferPool::KEEP + 10 {
+            pool.give(Vec::with_capacity(8));
+        }
+        assert_eq!(pool.0.borrow().len(), BodyBufferPool::KEEP);
     }
 }

@@ -464,3 +464,25 @@ fn on_connection_close_runs_when_the_client_leaves_not_on_a_timeout() {
         "a timeout is not a closed connection"
     );
 }
+
+/// A value serde_json refuses half-way (a map whose key is not a string), then text.
+struct HalfJson;
+impl RequestHandler for HalfJson {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.write("before ");
+        let mut bad = std::collections::BTreeMap::new();
+        bad.insert(vec![1u8], 2u8);
+        let e = ex.write_json(&bad).unwrap_err();
+        assert_eq!(e.status(), 500);
+        ex.write("after");
+        Ok(())
+    }
+}
+
+#[test]
+fn json_that_fails_to_encode_leaves_nothing_in_the_body() {
+    let app = Application::try_new(vec![Route::new("/", || HalfJson)], Settings::default());
+    let r = TestClient::new(app.unwrap()).get("/");
+    assert_eq!(r.text(), "before after");
+    assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
+}
