@@ -14,8 +14,8 @@ use eddy_core::{Duration, IoLoop, ListenOptions, ListenerId};
 use crate::error::HttpError;
 use crate::exchange::Exchange;
 use crate::handler::{Endpoint, Factory, Outcome, RequestHandler, Run};
-use crate::header_pool::{BodyBufferPool, HeaderMapPool, ValueArena};
 use crate::metrics::Metrics;
+use crate::pool::{Pool, ValueArena};
 use crate::routing::{PathArgs, PathPattern, RouteError, Router, Rule};
 use crate::signed::SigningKeys;
 use crate::static_files::{StaticFileHandler, StaticFiles};
@@ -201,11 +201,13 @@ pub(crate) struct AppShared {
     pub(crate) templates: Option<Templates>,
     pub(crate) rng: RefCell<ChaCha20Rng>,
     /// Response header maps reused from one exchange to the next.
-    pub(crate) header_maps: HeaderMapPool,
+    pub(crate) header_maps: Pool<http::HeaderMap>,
     /// Where computed header values (entity tags) are cut from.
     pub(crate) header_values: ValueArena,
     /// Response body buffers reused from one exchange to the next.
-    pub(crate) body_buffers: BodyBufferPool,
+    pub(crate) body_buffers: Pool<Vec<u8>>,
+    /// Path captures reused from one request to the next.
+    pub(crate) path_args: Pool<PathArgs>,
     /// Some route's handler streams request bodies.
     streams_bodies: std::cell::Cell<bool>,
 }
@@ -236,9 +238,10 @@ impl AppShared {
             default_handler,
             templates,
             rng: RefCell::new(rng),
-            header_maps: HeaderMapPool::default(),
+            header_maps: Pool::default(),
             header_values: ValueArena::default(),
-            body_buffers: BodyBufferPool::default(),
+            body_buffers: Pool::default(),
+            path_args: Pool::default(),
         }
     }
 
@@ -429,16 +432,24 @@ impl Handler for AppHandler {
 /// (`Ok(None)`: the 404 page), or an error page for a capture that does not decode.
 type Routed = Result<Option<Rc<dyn Endpoint>>, HttpError>;
 
-/// Finds the route for `request`.
+/// Finds the route for `request`, its captures in a recycled `PathArgs`.
 fn route(app: &AppShared, request: &Request) -> (PathArgs, Routed) {
     let router = app.router.borrow();
-    match router.find(|| request.host_name(), request.path()) {
-        Some((rule, Ok(args))) => (args, Ok(Some(rule.target.clone()))),
-        Some((_, Err(e))) => (
-            PathArgs::default(),
-            Err(HttpError::new(400).with_log_message(e.to_string())),
-        ),
-        None => (PathArgs::default(), Ok(app.default_handler.clone())),
+    let mut args = app.path_args.take();
+    match router.find_into(|| request.host_name(), request.path(), &mut args) {
+        Some((rule, Ok(()))) => (args, Ok(Some(rule.target.clone()))),
+        Some((_, Err(e))) => {
+            app.path_args.give(args);
+            (
+                PathArgs::default(),
+                Err(HttpError::new(400).with_log_message(e.to_string())),
+            )
+        }
+        None => {
+            // A recycled `PathArgs` keeps emptied slots; the default handler sees none.
+            args.positional.clear();
+            (args, Ok(app.default_handler.clone()))
+        }
     }
 }
 

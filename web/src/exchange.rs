@@ -22,7 +22,7 @@ use crate::application::AppShared;
 use crate::compress;
 use crate::cookie::{CookieError, SetCookie};
 use crate::error::{error_page, HttpError};
-use crate::header_pool::ValueArena;
+use crate::pool::ValueArena;
 use crate::routing::PathArgs;
 use crate::signed::{create_signed_value, decode_signed_value, DEFAULT_MAX_AGE_DAYS};
 use crate::template::RenderNamespace;
@@ -700,6 +700,7 @@ impl Exchange {
 impl Drop for Exchange {
     fn drop(&mut self) {
         self.app.header_maps.give(std::mem::take(&mut self.headers));
+        self.app.path_args.give(std::mem::take(&mut self.path_args));
         self.app.body_buffers.give(std::mem::take(&mut self.body));
     }
 }

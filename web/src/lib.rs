@@ -35,8 +35,8 @@ mod exchange;
 #[doc(hidden)]
 pub mod fuzz_entry;
 mod handler;
-mod header_pool;
 pub mod metrics;
+mod pool;
 pub mod range;
 pub mod routing;
 mod run_pattern;

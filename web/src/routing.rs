@@ -94,6 +94,26 @@ impl PathArgs {
     }
 }
 
+/// Captures: a recycled one keeps its slots, emptied, with their strings' room, for
+/// [`PathPattern::matches_into`] to write over (it reads as empty strings until then); one
+/// that held many captures is not kept.
+impl crate::pool::Recyclable for PathArgs {
+    fn fresh() -> Self {
+        PathArgs::default()
+    }
+
+    fn recycle(&mut self) -> bool {
+        self.named.clear();
+        if self.positional.len() > 8 {
+            return false;
+        }
+        for slot in self.positional.iter_mut().flatten() {
+            slot.clear();
+        }
+        true
+    }
+}
+
 /// A capture that is not valid UTF-8 once percent-decoded (Tornado answers 400).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid unicode in a path argument")]
@@ -138,55 +158,87 @@ impl PathPattern {
 
     /// Matches `path` (the raw, still percent-encoded request path); captures come decoded.
     pub fn matches(&self, path: &str) -> Option<Result<PathArgs, InvalidPathArg>> {
+        let mut args = PathArgs::default();
+        self.matches_into(path, &mut args)
+            .map(|decoded| decoded.map(|()| args))
+    }
+
+    /// [`matches`](Self::matches), the captures written over `args` (whose strings are
+    /// reused, so a recycled `PathArgs` makes a match allocate nothing).
+    pub fn matches_into(
+        &self,
+        path: &str,
+        args: &mut PathArgs,
+    ) -> Option<Result<(), InvalidPathArg>> {
         if !path.starts_with(self.required_prefix.as_str()) {
             return None;
         }
         if self.names.is_empty() {
-            return self.is_match(path).then(|| Ok(PathArgs::default()));
+            if !self.is_match(path) {
+                return None;
+            }
+            args.positional.clear();
+            args.named.clear();
+            return Some(Ok(()));
         }
         if let Some(runs) = self.runs.as_ref().filter(|r| r.applies_to(path)) {
             let mut spans = [(0, 0); run_pattern::MAX_GROUPS];
             if !runs.matches(path.as_bytes(), &mut spans) {
                 return None;
             }
-            return Some(self.path_args(path, |i| Some(spans[i])));
+            return Some(self.path_args(path, |i| Some(spans[i]), args));
         }
         let mut locations = self.locations.lock().unwrap_or_else(|e| e.into_inner());
         self.regex.captures_read(&mut locations, path)?;
-        Some(self.path_args(path, |i| locations.get(i + 1)))
+        Some(self.path_args(path, |i| locations.get(i + 1), args))
     }
 
-    /// The captures at `span(group)` in `path`, decoded and named.
+    /// Writes the captures at `span(group)` in `path`, decoded and named, over `args`.
     fn path_args(
         &self,
         path: &str,
         span: impl Fn(usize) -> Option<(usize, usize)>,
-    ) -> Result<PathArgs, InvalidPathArg> {
-        let decode = |i: usize| -> Result<Option<String>, InvalidPathArg> {
+        args: &mut PathArgs,
+    ) -> Result<(), InvalidPathArg> {
+        let decode = |i: usize| -> Result<Option<Cow<'_, str>>, InvalidPathArg> {
             match span(i) {
                 None => Ok(None),
                 Some((start, end)) => match percent_decode(&path.as_bytes()[start..end], false) {
                     Cow::Borrowed(b) => std::str::from_utf8(b)
-                        .map(|s| Some(s.to_owned()))
+                        .map(|s| Some(Cow::Borrowed(s)))
                         .map_err(|_| InvalidPathArg),
-                    Cow::Owned(v) => String::from_utf8(v).map(Some).map_err(|_| InvalidPathArg),
+                    Cow::Owned(v) => String::from_utf8(v)
+                        .map(|s| Some(Cow::Owned(s)))
+                        .map_err(|_| InvalidPathArg),
                 },
             }
         };
-        let mut args = PathArgs::default();
+        args.named.clear();
         let named = self.names.iter().any(Option::is_some);
-        if !named {
-            args.positional.reserve_exact(self.names.len());
+        if named {
+            args.positional.clear();
+            for (i, name) in self.names.iter().enumerate() {
+                // Tornado drops unnamed groups when any is named.
+                if let Some(n) = name {
+                    args.named
+                        .push((n.clone(), decode(i)?.map(Cow::into_owned)));
+                }
+            }
+            return Ok(());
         }
-        for (i, name) in self.names.iter().enumerate() {
+        args.positional.truncate(self.names.len());
+        for i in 0..self.names.len() {
             let value = decode(i)?;
-            match (named, name) {
-                (true, Some(n)) => args.named.push((n.clone(), value)),
-                (true, None) => {} // Tornado drops unnamed groups when any is named
-                (false, _) => args.positional.push(value),
+            match (args.positional.get_mut(i), value) {
+                (Some(Some(slot)), Some(value)) => {
+                    slot.clear();
+                    slot.push_str(&value);
+                }
+                (Some(slot), value) => *slot = value.map(Cow::into_owned),
+                (None, value) => args.positional.push(value.map(Cow::into_owned)),
             }
         }
-        Ok(args)
+        Ok(())
     }
 
     /// True if `path` matches (no captures built).
@@ -385,14 +437,27 @@ impl<T> Router<T> {
         host_name: impl FnOnce() -> &'h str,
         path: &str,
     ) -> Option<(&Rule<T>, Result<PathArgs, InvalidPathArg>)> {
+        let mut args = PathArgs::default();
+        let (rule, decoded) = self.find_into(host_name, path, &mut args)?;
+        Some((rule, decoded.map(|()| args)))
+    }
+
+    /// [`find`](Self::find), the captures written over `args` (see
+    /// [`PathPattern::matches_into`]).
+    pub fn find_into<'h>(
+        &self,
+        host_name: impl FnOnce() -> &'h str,
+        path: &str,
+        args: &mut PathArgs,
+    ) -> Option<(&Rule<T>, Result<(), InvalidPathArg>)> {
         let mut host_name = LazyHost::new(host_name);
         for (host, rules) in &self.groups {
             if host.as_ref().is_some_and(|h| !h.matches(host_name.get())) {
                 continue;
             }
             for rule in rules {
-                if let Some(args) = rule.pattern.matches(path) {
-                    return Some((rule, args));
+                if let Some(decoded) = rule.pattern.matches_into(path, args) {
+                    return Some((rule, decoded));
                 }
             }
         }
@@ -578,8 +643,19 @@ mod tests {
             let body = pieces.concat();
             let Ok(pattern) = PathPattern::new(&body) else { return Ok(()); };
             let regex = Regex::new(&format!("^(?:{body})$")).unwrap();
+            // One `PathArgs` written over again and again, recycled as the pool does.
+            let mut reused = PathArgs {
+                positional: vec![Some("stale".into()), None, Some("x".repeat(40))],
+                named: vec![("n".into(), Some("stale".into()))],
+            };
             for path in &paths {
                 let ours = pattern.matches(path);
+                match pattern.matches_into(path, &mut reused) {
+                    Some(Ok(())) => proptest::prop_assert_eq!(Some(&reused), ours.as_ref().and_then(|r| r.as_ref().ok())),
+                    Some(Err(_)) => proptest::prop_assert!(matches!(ours, Some(Err(_)))),
+                    None => proptest::prop_assert!(ours.is_none()),
+                }
+                crate::pool::Recyclable::recycle(&mut reused);
                 proptest::prop_assert_eq!(ours.is_some(), regex.is_match(path), "{} on {}", body, path);
                 proptest::prop_assert_eq!(pattern.is_match(path), regex.is_match(path));
                 if let (Some(Ok(args)), Some(caps)) = (ours, regex.captures(path)) {

@@ -486,3 +486,38 @@ fn json_that_fails_to_encode_leaves_nothing_in_the_body() {
     assert_eq!(r.text(), "before after");
     assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
 }
+
+/// Shows the captures it got.
+struct Captures;
+impl RequestHandler for Captures {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let args = ex.path_args();
+        ex.write(format!("{:?} {:?}", args.positional, args.named));
+        Ok(())
+    }
+}
+
+#[test]
+fn recycled_captures_never_leak_into_the_next_request() {
+    let app = Application::try_new(
+        vec![
+            Route::new("/plain", || Captures),
+            Route::new(r"/one/([^/]+)", || Captures),
+            Route::new(r"/two/([^/]+)/(\d+)?", || Captures),
+            Route::new(r"/named/(?P<id>\d+)", || Captures),
+        ],
+        Settings::default(),
+    );
+    let app = app.unwrap().with_default_handler(|| Captures);
+    let mut c = TestClient::new(app);
+    for _ in 0..3 {
+        assert_eq!(c.get("/two/a%20b/12").text(), r#"[Some("a b"), Some("12")] []"#);
+        assert_eq!(c.get("/elsewhere").text(), "[] []", "the default handler gets none");
+        assert_eq!(c.get("/one/x").text(), r#"[Some("x")] []"#);
+        assert_eq!(c.get("/plain").text(), "[] []");
+        assert_eq!(c.get("/two/long-long-long/").text(), r#"[Some("long-long-long"), None] []"#);
+        assert_eq!(c.get("/named/5").text(), r#"[] [("id", Some("5"))]"#);
+        assert_eq!(c.get("/one/%FF").status, 400, "not UTF-8 once decoded");
+        assert_eq!(c.get("/nowhere").text(), "[] []", "the default handler gets none");
+    }
+}

@@ -1,77 +1,83 @@
-//! Memory the responses of one application reuse: emptied header maps and body buffers, and
-//! an arena that computed header values (entity tags) and short bodies are cut from, so a
-//! typical response allocates neither a map, nor its values, nor its body.
+//! `Pool`: memory one application reuses from one request to the next — emptied header
+//! maps, body buffers and path captures — and `ValueArena`, that computed header values
+//! (entity tags) and short bodies are cut from; so a typical request allocates none of them.
 
 use std::cell::RefCell;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue};
 
-/// Emptied response header maps kept for the next exchanges, so a response allocates no map.
-#[derive(Default)]
-pub(crate) struct HeaderMapPool(RefCell<Vec<HeaderMap>>);
+/// Emptied values of one kind kept for the next exchanges (at most [`Pool::KEEP`]: as many
+/// as requests commonly in flight on one loop).
+pub(crate) struct Pool<T>(RefCell<Vec<T>>);
 
-impl HeaderMapPool {
-    /// Maps kept at most (as many as requests commonly in flight on one loop).
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool(RefCell::new(Vec::new()))
+    }
+}
+
+impl<T: Recyclable> Pool<T> {
+    /// Values kept at most.
     const KEEP: usize = 256;
-    /// Maps that grew past this many fields are not kept.
-    const KEEP_CAPACITY: usize = 24;
 
-    /// An empty map: a pooled one, or a new one with room for a typical response's fields
-    /// (type, ETag, Vary, a cookie or two) in an allocation small enough for the allocator's
-    /// per-thread cache.
-    pub(crate) fn take(&self) -> HeaderMap {
-        self.0
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| HeaderMap::with_capacity(6))
+    /// An empty value: a pooled one, or a fresh one.
+    pub(crate) fn take(&self) -> T {
+        self.0.borrow_mut().pop().unwrap_or_else(T::fresh)
     }
 
-    /// Takes a map back, emptied, for a later `take` (unless it grew large or the pool is full).
-    pub(crate) fn give(&self, mut map: HeaderMap) {
-        if map.capacity() == 0 || map.capacity() > Self::KEEP_CAPACITY {
+    /// Takes a value back, emptied, for a later `take` (unless it is not worth keeping or
+    /// the pool is full).
+    pub(crate) fn give(&self, mut value: T) {
+        if !value.recycle() {
             return;
         }
-        map.clear();
         let mut pool = self.0.borrow_mut();
         if pool.len() < Self::KEEP {
-            pool.push(map);
+            pool.push(value);
         }
     }
 }
 
-/// Emptied body buffers kept for the next exchanges, so writing a short body allocates
-/// nothing.
-#[derive(Default)]
-pub(crate) struct BodyBufferPool(RefCell<Vec<Vec<u8>>>);
+/// What a [`Pool`] keeps.
+pub(crate) trait Recyclable {
+    /// A new, empty value.
+    fn fresh() -> Self;
+    /// Empties the value for reuse, keeping what it allocated; false when it is not worth
+    /// keeping (it holds nothing, or grew large).
+    fn recycle(&mut self) -> bool;
+}
 
-impl BodyBufferPool {
-    /// Buffers kept at most.
-    const KEEP: usize = 256;
-    /// Buffers that grew past this are not kept (so the pool holds 1 MiB at most).
-    const KEEP_CAPACITY: usize = 4096;
-    /// Room a new buffer starts with: a short page or JSON object.
-    const INITIAL: usize = 256;
-
-    /// An empty buffer: a pooled one, or a new one.
-    pub(crate) fn take(&self) -> Vec<u8> {
-        self.0
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(Self::INITIAL))
+/// Response header maps: a new one has room for a typical response's fields (type, ETag,
+/// Vary, a cookie or two) in an allocation small enough for the allocator's per-thread
+/// cache; one that grew past 24 fields is not kept.
+impl Recyclable for HeaderMap {
+    fn fresh() -> Self {
+        HeaderMap::with_capacity(6)
     }
 
-    /// Takes a buffer back, emptied (unless it is empty of room, grew large, or the pool is
-    /// full).
-    pub(crate) fn give(&self, mut buf: Vec<u8>) {
-        if buf.capacity() == 0 || buf.capacity() > Self::KEEP_CAPACITY {
-            return;
+    fn recycle(&mut self) -> bool {
+        if self.capacity() == 0 || self.capacity() > 24 {
+            return false;
         }
-        buf.clear();
-        let mut pool = self.0.borrow_mut();
-        if pool.len() < Self::KEEP {
-            pool.push(buf);
+        self.clear();
+        true
+    }
+}
+
+/// Response body buffers: a new one has room for a short page or JSON object; one that grew
+/// past 4 KiB is not kept (so a pool holds 1 MiB at most).
+impl Recyclable for Vec<u8> {
+    fn fresh() -> Self {
+        Vec::with_capacity(256)
+    }
+
+    fn recycle(&mut self) -> bool {
+        if self.capacity() == 0 || self.capacity() > 4096 {
+            return false;
         }
+        self.clear();
+        true
     }
 }
 
@@ -129,7 +135,7 @@ mod tests {
 
     #[test]
     fn pooled_maps_come_back_empty() {
-        let pool = HeaderMapPool::default();
+        let pool = Pool::<HeaderMap>::default();
         let mut map = pool.take();
         map.insert(http::header::ETAG, HeaderValue::from_static("\"x\""));
         pool.give(map);
@@ -138,26 +144,22 @@ mod tests {
         let mut big = HeaderMap::with_capacity(100);
         big.insert(http::header::ETAG, HeaderValue::from_static("\"y\""));
         pool.give(big);
-        pool.give(again);
-        assert!(
-            pool.take().capacity() <= HeaderMapPool::KEEP_CAPACITY,
-            "large maps are dropped"
-        );
+        assert!(pool.0.borrow().is_empty(), "large maps are dropped");
     }
 
     #[test]
     fn pooled_bodies_come_back_empty_and_large_ones_are_dropped() {
-        let pool = BodyBufferPool::default();
+        let pool = Pool::<Vec<u8>>::default();
         let mut body = pool.take();
         body.extend_from_slice(b"{\"id\":1}");
         pool.give(body);
         let again = pool.take();
-        assert!(again.is_empty() && again.capacity() >= BodyBufferPool::INITIAL);
-        pool.give(vec![0; BodyBufferPool::KEEP_CAPACITY + 1]);
+        assert!(again.is_empty() && again.capacity() >= 256);
+        pool.give(vec![0; 4097]);
         assert!(pool.0.borrow().is_empty(), "a large buffer is not kept");
-        for _ in 0..BodyBufferPool::KEEP + 10 {
+        for _ in 0..Pool::<Vec<u8>>::KEEP + 10 {
             pool.give(Vec::with_capacity(8));
         }
-        assert_eq!(pool.0.borrow().len(), BodyBufferPool::KEEP);
+        assert_eq!(pool.0.borrow().len(), Pool::<Vec<u8>>::KEEP);
     }
 }
