@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use eddy_core::file::{FileSystem, Opened, RelPath};
 use minijinja::value::{Rest, Value};
 use minijinja::{Environment, ErrorKind};
 
@@ -208,6 +209,53 @@ pub fn memory_loader(sources: BTreeMap<String, String>) -> TemplateLoader {
     Arc::new(move |name| Ok(sources.get(name).cloned()))
 }
 
+/// Largest template file [`file_loader`] reads.
+pub const MAX_TEMPLATE_FILE: u64 = 4 * 1024 * 1024;
+
+/// A loader over the files below a directory (Tornado's `template_path`), read through the
+/// file interface a driver supplies (`eddy_drivers::OsFiles::new("templates")`) or the
+/// simulator's `SimFiles`: `base.html`, `admin/page.html`. A name that would leave the
+/// directory, a directory, and a missing file are "no such template"; a file that is not
+/// UTF-8, larger than [`MAX_TEMPLATE_FILE`] or fails to read is an error. Templates render
+/// synchronously, so the file system must answer at once (the OS one does; a simulated slow
+/// disk is an error here).
+pub fn file_loader(files: Arc<dyn FileSystem>) -> TemplateLoader {
+    Arc::new(move |name| read_template(&*files, name))
+}
+
+fn read_template(files: &dyn FileSystem, name: &str) -> Result<Option<String>, String> {
+    let Ok(path) = RelPath::new(name) else {
+        return Ok(None);
+    };
+    let opened = match files.open(&path).now() {
+        Ok(Ok(opened)) => opened,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Ok(Err(e)) => return Err(format!("cannot open {name}: {e}")),
+        Err(_) => return Err(format!("{name}: the file system did not answer at once")),
+    };
+    let Opened::File(file) = opened else {
+        return Ok(None);
+    };
+    let len = file.metadata.len;
+    if len > MAX_TEMPLATE_FILE {
+        return Err(format!("{name} is {len} bytes, over {MAX_TEMPLATE_FILE}"));
+    }
+    let mut bytes = vec![0; len as usize];
+    let mut at = 0;
+    while at < bytes.len() {
+        match file.content.read_at(at as u64, &mut bytes[at..]) {
+            Ok(0) => break, // shorter than at open: what is there
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("cannot read {name}: {e}")),
+        }
+    }
+    bytes.truncate(at);
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| format!("{name} is not UTF-8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +294,45 @@ mod tests {
         assert_eq!(e.name, "bad.html");
         assert!(e.message.contains("line 2"), "{e}");
         assert!(t.render("missing.html", ()).is_err());
+    }
+
+    #[test]
+    fn a_file_loader_reads_below_its_directory_and_reloads_in_debug() {
+        use eddy_sim::{FileFaults, SimFiles};
+        let fs = Arc::new(SimFiles::new(1, FileFaults::none()));
+        fs.write("base.html", "<main>{% block body %}{% endblock %}</main>")
+            .unwrap();
+        fs.write(
+            "pages/hi.html",
+            "{% extends \"base.html\" %}{% block body %}Hi {{ name }}{% endblock %}",
+        )
+        .unwrap();
+        fs.write("bad.html", vec![0xffu8, 0xfe]).unwrap();
+        let cached = Templates::new(file_loader(fs.clone()), false);
+        let reloaded = Templates::new(file_loader(fs.clone()), true);
+        for t in [&cached, &reloaded] {
+            let page = t.render("pages/hi.html", minijinja::context! { name => "<x>" });
+            assert_eq!(page.unwrap(), "<main>Hi &lt;x&gt;</main>");
+        }
+        fs.write("base.html", "<div>{% block body %}{% endblock %}</div>")
+            .unwrap();
+        let hi = |t: &Templates| t.render("pages/hi.html", minijinja::context! { name => "y" });
+        assert_eq!(
+            hi(&cached).unwrap(),
+            "<main>Hi y</main>",
+            "compiled once, cached"
+        );
+        assert_eq!(
+            hi(&reloaded).unwrap(),
+            "<div>Hi y</div>",
+            "debug reads again"
+        );
+        for missing in ["nope.html", "pages", "../base.html", "/etc/passwd", ""] {
+            let e = cached.render(missing, ()).unwrap_err();
+            assert_eq!(e.name, missing, "{e}");
+        }
+        let e = cached.render("bad.html", ()).unwrap_err();
+        assert!(e.message.contains("not UTF-8"), "{e}");
     }
 
     #[test]

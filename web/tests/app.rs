@@ -511,13 +511,27 @@ fn recycled_captures_never_leak_into_the_next_request() {
     let app = app.unwrap().with_default_handler(|| Captures);
     let mut c = TestClient::new(app);
     for _ in 0..3 {
-        assert_eq!(c.get("/two/a%20b/12").text(), r#"[Some("a b"), Some("12")] []"#);
-        assert_eq!(c.get("/elsewhere").text(), "[] []", "the default handler gets none");
+        assert_eq!(
+            c.get("/two/a%20b/12").text(),
+            r#"[Some("a b"), Some("12")] []"#
+        );
+        assert_eq!(
+            c.get("/elsewhere").text(),
+            "[] []",
+            "the default handler gets none"
+        );
         assert_eq!(c.get("/one/x").text(), r#"[Some("x")] []"#);
         assert_eq!(c.get("/plain").text(), "[] []");
-        assert_eq!(c.get("/two/long-long-long/").text(), r#"[Some("long-long-long"), None] []"#);
+        assert_eq!(
+            c.get("/two/long-long-long/").text(),
+            r#"[Some("long-long-long"), None] []"#
+        );
         assert_eq!(c.get("/named/5").text(), r#"[] [("id", Some("5"))]"#);
         assert_eq!(c.get("/one/%FF").status, 400, "not UTF-8 once decoded");
-        assert_eq!(c.get("/nowhere").text(), "[] []", "the default handler gets none");
+        assert_eq!(
+            c.get("/nowhere").text(),
+            "[] []",
+            "the default handler gets none"
+        );
     }
 }
