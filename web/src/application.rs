@@ -61,7 +61,18 @@ pub struct Settings {
     /// base handler would override it): typically a signed cookie. Asked at most once per
     /// request, on first use.
     pub current_user: Option<CurrentUserFn>,
+    /// Writes the body of every error page the application sends (Tornado's `write_error`
+    /// in a base handler): the status, `Content-Type: text/html` and nothing else are set
+    /// when it runs; `None` writes Tornado's default page. A handler's own
+    /// [`RequestHandler::write_error`] comes first.
+    pub write_error: Option<WriteErrorFn>,
 }
+
+/// The hook behind [`Settings::write_error`]: the error, and the panic message when the
+/// settings allow showing it. It writes the page itself (calling
+/// [`Exchange::write_error_page`] from it would call it again).
+pub type WriteErrorFn =
+    std::sync::Arc<dyn Fn(&mut Exchange, &HttpError, Option<&str>) + Send + Sync>;
 
 /// The hook behind [`Exchange::current_user`]: the logged-in user of a request, if any.
 pub type CurrentUserFn = std::sync::Arc<dyn Fn(&Exchange) -> Option<String> + Send + Sync>;
@@ -101,6 +112,7 @@ impl std::fmt::Debug for Settings {
             .field("static_url_prefix", &self.static_url_prefix)
             .field("log_function", &self.log_function.is_some())
             .field("current_user", &self.current_user.is_some())
+            .field("write_error", &self.write_error.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +135,7 @@ impl Default for Settings {
             log_function: None,
             metrics: None,
             current_user: None,
+            write_error: None,
         }
     }
 }

@@ -301,15 +301,28 @@ impl Exchange {
         Ok(())
     }
 
-    /// Answers with the default error page for `status` and finishes (Tornado's `send_error`).
+    /// Answers with the error page for `status` and finishes (Tornado's `send_error`): the
+    /// application's (`Settings::write_error`) or the default one. A handler's own
+    /// [`RequestHandler::write_error`](crate::RequestHandler::write_error) writes the page of
+    /// errors it returns (`Err(HttpError::new(status))`) instead.
     pub fn send_error(&mut self, status: u16) {
         self.send_error_page(&HttpError::new(status), None);
     }
 
     /// The error page for `error`, with `traceback` in debug mode; nothing if already sent.
     pub(crate) fn send_error_page(&mut self, error: &HttpError, traceback: Option<&str>) {
+        if self.begin_error_page(error) {
+            self.write_error_page(error, traceback);
+            self.finish();
+        }
+    }
+
+    /// Clears what was written for the answer to `error`: the body and the headers (but
+    /// `Allow` of a 405) go, the status is the error's and the type HTML. False when the head
+    /// is already out or the response done (a page can no longer be sent).
+    pub(crate) fn begin_error_page(&mut self, error: &HttpError) -> bool {
         if self.flushed || self.finished {
-            return; // the head is out: the connection closes instead (see `finish`)
+            return false; // the head is out: the connection closes instead (see `finish`)
         }
         self.body.clear();
         let allow = self.headers.remove(http::header::ALLOW);
@@ -319,10 +332,20 @@ impl Exchange {
         }
         self.headers.insert(CONTENT_TYPE, HTML_UTF8);
         self.status = error.status();
+        true
+    }
+
+    /// Writes the application's error page for `error` (its `write_error` setting, or
+    /// Tornado's default page); `traceback` only shows with `debug` or `serve_traceback`.
+    pub fn write_error_page(&mut self, error: &HttpError, traceback: Option<&str>) {
         let traceback = traceback.filter(|_| self.app.settings.serve_traceback());
-        let page = error_page(error.status(), error.reason(), traceback);
-        self.body.extend_from_slice(page.as_bytes());
-        self.finish();
+        match self.app.settings.write_error.clone() {
+            Some(write) => write(self, error, traceback),
+            None => {
+                let page = error_page(error.status(), error.reason(), traceback);
+                self.body.extend_from_slice(page.as_bytes());
+            }
+        }
     }
 
     /// True once the response is complete (the handler may still run `on_finish`).

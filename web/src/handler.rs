@@ -93,6 +93,16 @@ pub trait RequestHandler: 'static {
     async fn options(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
         Err(HttpError::new(405))
     }
+    /// Writes the body of the page for an error this handler returned or a panic in it
+    /// (Tornado's `write_error`): when it runs, the body and headers are cleared and the
+    /// status is the error's, with `Content-Type: text/html` (set another for, say, JSON).
+    /// `traceback` is the panic's message, given only with `debug` or `serve_traceback`. The
+    /// default writes the application's page (see [`Exchange::write_error_page`]). A panic
+    /// here is caught and the default page sent.
+    fn write_error(&mut self, ex: &mut Exchange, error: &HttpError, traceback: Option<&str>) {
+        ex.write_error_page(error, traceback);
+    }
+
     /// Runs after the response is complete (logging, clean-up); not on a cancelled request.
     fn on_finish(&mut self, _ex: &Exchange) {}
 
@@ -184,12 +194,50 @@ where
                 let _ = ex.set_header("allow", &allow);
             }
         }
+        match &outcome {
+            Outcome::Done(Err(e)) => answer_error(&mut running.handler, ex, e, None),
+            Outcome::Panicked(message) => {
+                answer_error(
+                    &mut running.handler,
+                    ex,
+                    &HttpError::new(500),
+                    Some(message),
+                );
+            }
+            Outcome::Done(Ok(())) => {}
+        }
         if !matches!(outcome, Outcome::Panicked(_)) {
             running.handler.on_finish(ex);
         }
         running.finished = true;
         outcome
     }
+}
+
+/// Answers `error` with the page `handler` writes (unless the head is already out or the
+/// response done; then the application's `end` cuts or leaves the connection).
+fn answer_error<H: RequestHandler>(
+    handler: &mut H,
+    ex: &mut Exchange,
+    error: &HttpError,
+    traceback: Option<&str>,
+) {
+    if !ex.begin_error_page(error) {
+        return;
+    }
+    let shown = traceback.filter(|_| ex.settings().serve_traceback());
+    let wrote = catch_unwind(AssertUnwindSafe(|| handler.write_error(ex, error, shown)));
+    if wrote.is_err() {
+        tracing::error!(
+            status = error.status(),
+            "write_error panicked; sent the default page"
+        );
+        if ex.begin_error_page(error) {
+            let page = crate::error::error_page(error.status(), error.reason(), shown);
+            ex.write(page);
+        }
+    }
+    ex.finish();
 }
 
 /// `prepare`, then the verb's method.

@@ -47,7 +47,9 @@ pub mod testing;
 pub mod websocket;
 pub mod xsrf;
 
-pub use application::{Application, CurrentUserFn, LogFunction, RequestLog, Route, Settings};
+pub use application::{
+    Application, CurrentUserFn, LogFunction, RequestLog, Route, Settings, WriteErrorFn,
+};
 pub use error::{error_page, reason_phrase, HttpError};
 pub use exchange::Exchange;
 pub use handler::RequestHandler;

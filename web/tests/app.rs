@@ -535,3 +535,126 @@ fn recycled_captures_never_leak_into_the_next_request() {
         );
     }
 }
+
+/// An API handler whose errors are JSON (Tornado's `write_error` override).
+struct JsonApi;
+impl RequestHandler for JsonApi {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.write("partial output that the error page replaces");
+        match ex.query_arguments("fail")?.pop().as_deref() {
+            Some("panic") => panic!("the handler broke"),
+            Some("own") => {
+                ex.send_error(418);
+                Ok(())
+            }
+            Some(code) => Err(HttpError::new(code.parse().unwrap_or(500)).with_reason("Nope")),
+            None => Ok(()),
+        }
+    }
+    fn write_error(&mut self, ex: &mut Exchange, error: &HttpError, traceback: Option<&str>) {
+        let body = serde_json::json!({"code": error.status(), "reason": error.reason(), "traceback": traceback});
+        let _ = ex.write_json(&body);
+    }
+}
+
+/// A `write_error` that panics itself.
+struct BrokenPage;
+impl RequestHandler for BrokenPage {
+    async fn get(&mut self, _ex: &mut Exchange) -> Result<(), HttpError> {
+        Err(HttpError::new(409))
+    }
+    fn write_error(&mut self, ex: &mut Exchange, _error: &HttpError, _traceback: Option<&str>) {
+        ex.write("half a page");
+        panic!("write_error broke");
+    }
+}
+
+fn error_app(settings: Settings) -> TestClient {
+    let app = Application::try_new(
+        vec![
+            Route::new("/api", || JsonApi),
+            Route::new("/broken", || BrokenPage),
+            Route::new("/hello", || Hello),
+        ],
+        settings,
+    );
+    TestClient::new(app.unwrap())
+}
+
+#[test]
+fn a_handler_writes_its_own_error_pages() {
+    let mut c = error_app(Settings::default());
+    let r = c.get("/api?fail=404");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=UTF-8")
+    );
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"code": 404, "reason": "Nope", "traceback": null})
+    );
+    let r = c.get("/api?fail=panic");
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.json()["traceback"],
+        serde_json::Value::Null,
+        "no traceback without debug"
+    );
+    // `send_error` from inside the handler is the application's page, not the handler's.
+    let r = c.get("/api?fail=own");
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (418, Some("text/html; charset=UTF-8"))
+    );
+    assert!(r
+        .text()
+        .starts_with("<html><title>418: I&#39;m a teapot</title>"));
+    let r = c.get("/broken");
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.text(),
+        "<html><title>409: Conflict</title><body>409: Conflict</body></html>"
+    );
+    assert_eq!(
+        c.get("/api").text(),
+        "partial output that the error page replaces"
+    );
+}
+
+#[test]
+fn tracebacks_reach_write_error_only_when_allowed() {
+    let mut c = error_app(Settings {
+        serve_traceback: true,
+        ..Settings::default()
+    });
+    let r = c.get("/api?fail=panic");
+    assert_eq!(r.json()["traceback"], "the handler broke");
+}
+
+#[test]
+fn the_application_write_error_serves_every_other_page() {
+    let settings = Settings {
+        write_error: Some(std::sync::Arc::new(
+            |ex: &mut Exchange, error: &HttpError, _traceback: Option<&str>| {
+                ex.write(format!("custom {} {}", error.status(), error.reason()));
+            },
+        )),
+        ..Settings::default()
+    };
+    let mut c = error_app(settings);
+    let r = c.get("/nowhere");
+    assert_eq!(
+        (r.status, r.text()),
+        (404, "custom 404 Not Found".to_owned())
+    );
+    let r = c.post("/hello", &[], "");
+    assert_eq!(
+        (r.status, r.text()),
+        (405, "custom 405 Method Not Allowed".to_owned())
+    );
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(c.get("/api?fail=own").text(), "custom 418 I'm a teapot");
+    // A handler's own write_error comes first.
+    assert_eq!(c.get("/api?fail=400").json()["code"], 400);
+}
