@@ -17,6 +17,7 @@ pub mod http_echo;
 pub mod scenarios;
 pub mod serve;
 pub mod server_args;
+pub mod testing;
 pub mod web_demo;
 
 /// Runs `future` as a task on a fresh loop of the default driver (`EDDY_DRIVER`, else mio)

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use eddy_core::http::{ClientConfig, HttpClient, HttpError as ClientError, HttpRequest};
+use eddy_core::http::{
+    ClientConfig, HttpClient, HttpError as ClientError, HttpRequest, HttpResponse,
+};
 use eddy_core::{Duration, ListenOptions};
 use eddy_sim::{FaultConfig, HostId, Sim};
 use http::{HeaderMap, Method};
@@ -24,6 +26,38 @@ pub struct TestResponse {
     pub headers: HeaderMap,
     /// The body (de-chunked).
     pub body: Bytes,
+}
+
+impl From<HttpResponse> for TestResponse {
+    fn from(r: HttpResponse) -> TestResponse {
+        TestResponse {
+            status: r.status.as_u16(),
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+/// A request as the test clients send it: to `url`, with `headers` and `body`, following no
+/// redirect, taking every status as an answer, decompressing nothing, given up after
+/// `timeout`.
+pub fn test_request(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+    timeout: Duration,
+) -> HttpRequest {
+    let mut request = HttpRequest::new(method, url);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    request.body = body;
+    request.follow_redirects = false;
+    request.error_for_status = false;
+    request.decompress_response = false;
+    request.request_timeout = Some(timeout);
+    request
 }
 
 impl TestResponse {
@@ -43,12 +77,55 @@ impl TestResponse {
     }
 }
 
+/// The cookies a test client keeps between requests, as a browser would (by name; paths,
+/// domains and expiry dates are not tracked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CookieJar(BTreeMap<String, String>);
+
+impl CookieJar {
+    /// The cookies, name → value.
+    pub fn cookies(&self) -> &BTreeMap<String, String> {
+        &self.0
+    }
+
+    /// Sets a cookie to send, as if the browser had it.
+    pub fn set(&mut self, name: &str, value: &str) {
+        self.0.insert(name.to_owned(), value.to_owned());
+    }
+
+    /// `request` with the kept cookies in a `Cookie` field (unchanged when none is kept).
+    pub fn add_to(&self, request: HttpRequest) -> HttpRequest {
+        if self.0.is_empty() {
+            return request;
+        }
+        let pairs: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
+        request.header("cookie", &pairs.join("; "))
+    }
+
+    /// Stores a response's `Set-Cookie`s (an expired or `Max-Age=0` one deletes).
+    pub fn keep(&mut self, headers: &HeaderMap) {
+        for value in headers.get_all(http::header::SET_COOKIE) {
+            let Ok(text) = value.to_str() else { continue };
+            let mut parts = text.split(';').map(str::trim);
+            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
+                continue;
+            };
+            let deleted = parts.any(|p| p.eq_ignore_ascii_case("max-age=0"));
+            if deleted {
+                self.0.remove(name);
+            } else {
+                self.0.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+}
+
 /// Runs an application on a simulated host and sends it requests from another.
 pub struct TestClient {
     sim: Sim,
     client: HostId,
     addr: SocketAddr,
-    cookies: BTreeMap<String, String>,
+    cookies: CookieJar,
     timeout: Duration,
 }
 
@@ -72,7 +149,7 @@ impl TestClient {
             sim,
             client,
             addr,
-            cookies: BTreeMap::new(),
+            cookies: CookieJar::default(),
             timeout: Duration::from_secs(600),
         }
     }
@@ -113,12 +190,12 @@ impl TestClient {
 
     /// Cookies kept so far (name → value).
     pub fn cookies(&self) -> &BTreeMap<String, String> {
-        &self.cookies
+        self.cookies.cookies()
     }
 
     /// Sets a cookie to send, as if the browser had it.
     pub fn set_cookie(&mut self, name: &str, value: &str) {
-        self.cookies.insert(name.to_owned(), value.to_owned());
+        self.cookies.set(name, value);
     }
 
     /// `GET path`.
@@ -146,34 +223,16 @@ impl TestClient {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<TestResponse, ClientError> {
-        let mut request = HttpRequest::new(method, format!("http://{}{path}", self.addr));
-        for (name, value) in headers {
-            request = request.header(name, value);
-        }
-        if !self.cookies.is_empty() {
-            let cookie = self
-                .cookies
-                .iter()
-                .map(|(n, v)| format!("{n}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ");
-            request = request.header("cookie", &cookie);
-        }
-        request.body = body;
-        request.follow_redirects = false;
-        request.error_for_status = false;
-        request.decompress_response = false;
-        request.request_timeout = Some(self.timeout);
+        let url = format!("http://{}{path}", self.addr);
+        let request = self
+            .cookies
+            .add_to(test_request(method, &url, headers, body, self.timeout));
         let slot: Rc<RefCell<Option<Result<TestResponse, ClientError>>>> = Rc::default();
         let out = slot.clone();
         self.sim.with_loop(self.client, 0, move |io| {
             let client = HttpClient::new(ClientConfig::default());
             client.fetch(io, request, move |_, result| {
-                *out.borrow_mut() = Some(result.map(|r| TestResponse {
-                    status: r.status.as_u16(),
-                    headers: r.headers,
-                    body: r.body,
-                }));
+                *out.borrow_mut() = Some(result.map(TestResponse::from));
             });
         });
         let done = slot.clone();
@@ -182,25 +241,8 @@ impl TestClient {
             .expect("the simulated exchange ends");
         let result = slot.borrow_mut().take().expect("finished");
         if let Ok(response) = &result {
-            self.keep_cookies(response);
+            self.cookies.keep(&response.headers);
         }
         result
-    }
-
-    /// Stores the response's `Set-Cookie`s (an expired or `Max-Age=0` one deletes).
-    fn keep_cookies(&mut self, response: &TestResponse) {
-        for value in response.headers.get_all(http::header::SET_COOKIE) {
-            let Ok(text) = value.to_str() else { continue };
-            let mut parts = text.split(';').map(str::trim);
-            let Some((name, value)) = parts.next().and_then(|p| p.split_once('=')) else {
-                continue;
-            };
-            let deleted = parts.any(|p| p.eq_ignore_ascii_case("max-age=0"));
-            if deleted {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
     }
 }
