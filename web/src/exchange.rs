@@ -613,7 +613,13 @@ impl Exchange {
         match login {
             Some(login) if matches!(*self.method(), Method::GET | Method::HEAD) => {
                 let sep = if login.contains('?') { '&' } else { '?' };
-                let next = crate::escape::url_escape(self.request.target(), false);
+                // A login page on another site needs the whole URL back, as Tornado sends.
+                let back = if login.contains("://") {
+                    self.request.full_url()
+                } else {
+                    self.request.target().to_owned()
+                };
+                let next = crate::escape::url_escape(&back, false);
                 self.redirect(&format!("{login}{sep}next={next}"), false)?;
                 Err(HttpError::new(302)) // answered already: only ends the handler
             }

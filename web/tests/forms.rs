@@ -338,3 +338,24 @@ fn templates_see_the_request() {
     );
     assert!(!host.is_empty());
 }
+
+#[test]
+fn a_login_page_elsewhere_gets_the_whole_url_back() {
+    let settings = Settings {
+        login_url: Some("https://auth.example/login?app=1".into()),
+        current_user: Some(Arc::new(|_: &Exchange| None)),
+        ..Settings::default()
+    };
+    let app = Application::try_new(vec![Route::new("/private", || Private)], settings);
+    let mut c = TestClient::new(app.unwrap());
+    let r = c.get("/private?x=1");
+    assert_eq!(r.status, 302);
+    let location = r.header("location").unwrap();
+    let next = location
+        .strip_prefix("https://auth.example/login?app=1&next=")
+        .expect(location);
+    assert!(
+        next.starts_with("http%3A%2F%2F") && next.ends_with("%2Fprivate%3Fx%3D1"),
+        "{next}"
+    );
+}
