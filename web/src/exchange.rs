@@ -120,26 +120,40 @@ impl Exchange {
     }
 
     /// The last value of argument `name`, from the query or the body (Tornado's
-    /// `get_argument`); missing → `400 Missing argument NAME`.
+    /// `get_argument`): control characters become spaces and surrounding whitespace is
+    /// stripped, as Tornado does; missing → `400 Missing argument NAME`.
     pub fn argument(&mut self, name: &str) -> Result<String, HttpError> {
         self.arguments(name)?
             .pop()
             .ok_or_else(|| HttpError::new(400).with_reason(format!("Missing argument {name}")))
     }
 
-    /// Every value of argument `name`, query values first, then body values.
+    /// Every value of argument `name`, query values first, then body values (cleaned as
+    /// [`Exchange::argument`]'s).
     pub fn arguments(&mut self, name: &str) -> Result<Vec<String>, HttpError> {
+        let mut values = self.arguments_unstripped(name)?;
+        for value in &mut values {
+            strip_in_place(value);
+        }
+        Ok(values)
+    }
+
+    /// [`Exchange::arguments`] without the stripping (Tornado's `strip=False`): control
+    /// characters still become spaces.
+    pub fn arguments_unstripped(&mut self, name: &str) -> Result<Vec<String>, HttpError> {
         let mut values = self.query_arguments(name)?;
         values.extend(self.body_arguments(name)?);
         Ok(values)
     }
 
-    /// Values of `name` in the query string.
+    /// Values of `name` in the query string (control characters become spaces; not
+    /// stripped).
     pub fn query_arguments(&self, name: &str) -> Result<Vec<String>, HttpError> {
         decode_all(self.request.query_arguments().get_all(name))
     }
 
-    /// Values of `name` in an urlencoded or multipart body.
+    /// Values of `name` in an urlencoded or multipart body (control characters become
+    /// spaces; not stripped).
     pub fn body_arguments(&mut self, name: &str) -> Result<Vec<String>, HttpError> {
         decode_all(self.body_args()?.get_all(name))
     }
@@ -877,11 +891,28 @@ fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), Htt
     Ok((name, value))
 }
 
+/// Argument values as text, control characters other than tab, line feed, vertical tab,
+/// form feed and carriage return replaced by spaces (Tornado's `_remove_control_chars_regex`);
+/// a value that is not UTF-8 is a 400.
 fn decode_all<'a>(values: impl Iterator<Item = &'a Bytes>) -> Result<Vec<String>, HttpError> {
     values
         .map(|v| match String::from_utf8_lossy(v) {
-            Cow::Borrowed(s) => Ok(s.to_owned()),
+            Cow::Borrowed(s) => Ok(s
+                .chars()
+                .map(|c| match c {
+                    '\x00'..='\x08' | '\x0e'..='\x1f' => ' ',
+                    c => c,
+                })
+                .collect()),
             Cow::Owned(_) => Err(HttpError::new(400).with_reason("Invalid unicode in argument")),
         })
         .collect()
+}
+
+/// Strips surrounding whitespace (Unicode's, as Python's `str.strip`) without a new string.
+fn strip_in_place(value: &mut String) {
+    let end = value.trim_end().len();
+    value.truncate(end);
+    let start = value.len() - value.trim_start().len();
+    value.drain(..start);
 }

@@ -195,6 +195,26 @@ fn arguments_from_query_and_body_and_a_missing_one_is_400() {
     assert!(r.text().contains("Missing argument name"), "{}", r.text());
     let form = [("content-type", "application/x-www-form-urlencoded")];
     assert_eq!(c.post("/args?v=q", &form, "v=1&v=2").text(), "q,1,2");
+    // As Tornado's get_argument: surrounding whitespace stripped, control characters spaces.
+    assert_eq!(c.get("/args?name=+%09a%01b%0A+").text(), "name=a b");
+    assert_eq!(c.post("/args?v=+x+", &form, "v=%00y").text(), "x,y");
+}
+
+/// The values as sent, but for control characters.
+struct Unstripped;
+impl RequestHandler for Unstripped {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        let values = ex.arguments_unstripped("v")?;
+        ex.write(format!("{values:?}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn unstripped_arguments_keep_their_whitespace() {
+    let app = Application::try_new(vec![Route::new("/", || Unstripped)], Settings::default());
+    let mut c = TestClient::new(app.unwrap());
+    assert_eq!(c.get("/?v=+a+&v=%07").text(), r#"[" a ", " "]"#);
 }
 
 #[test]
