@@ -279,6 +279,28 @@ impl Exchange {
         self.set_cookie(SetCookie::removal(name, unix_now()))
     }
 
+    /// Deletes every cookie the request carried (Tornado's `clear_all_cookies`); names that
+    /// cannot be sent back are skipped.
+    pub fn clear_all_cookies(&mut self) {
+        let names: Vec<String> = self.request.cookies().map(|(n, _)| n.to_owned()).collect();
+        for name in names {
+            let _ = self.clear_cookie(&name);
+        }
+    }
+
+    /// Forgets the response written so far (Tornado's `clear`): status 200, the default
+    /// headers, no body. Nothing changes once the head is out.
+    pub fn clear(&mut self) {
+        if self.flushed || self.finished {
+            return;
+        }
+        self.status = 200;
+        self.headers.clear();
+        self.headers.insert(CONTENT_TYPE, HTML_UTF8);
+        self.body.clear();
+        self.content_length = None;
+    }
+
     /// Sets a cookie signed with the application's `cookie_secret` (Tornado's
     /// `set_signed_cookie`); an error if no secret is configured.
     pub fn set_signed_cookie(&mut self, name: &str, value: &str) -> Result<(), HttpError> {

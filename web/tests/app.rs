@@ -678,3 +678,36 @@ fn the_application_write_error_serves_every_other_page() {
     // A handler's own write_error comes first.
     assert_eq!(c.get("/api?fail=400").json()["code"], 400);
 }
+
+/// Sets things, then `clear`s them; clears every cookie the request had.
+struct Cleared;
+impl RequestHandler for Cleared {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.set_status(201);
+        ex.set_header("x-gone", "1")?;
+        ex.write("gone");
+        ex.clear();
+        ex.clear_all_cookies();
+        ex.write("fresh");
+        Ok(())
+    }
+}
+
+#[test]
+fn clear_forgets_the_response_and_clear_all_cookies_deletes_each() {
+    let app = Application::try_new(vec![Route::new("/", || Cleared)], Settings::default());
+    let mut c = TestClient::new(app.unwrap());
+    c.set_cookie("a", "1");
+    c.set_cookie("b", "2");
+    let r = c.get("/");
+    assert_eq!((r.status, r.text()), (200, "fresh".to_owned()));
+    assert_eq!(r.header("x-gone"), None);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=UTF-8"));
+    let deleted: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(
+        c.cookies().is_empty(),
+        "the client dropped both: {:?}",
+        c.cookies()
+    );
+}
