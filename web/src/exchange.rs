@@ -362,9 +362,17 @@ impl Exchange {
         }
         self.body.clear();
         let allow = self.headers.remove(http::header::ALLOW);
+        // Cookies already set still go out with the error (as Tornado's `_new_cookie`).
+        let cookies: Vec<HeaderValue> = match self.headers.entry(http::header::SET_COOKIE) {
+            http::header::Entry::Occupied(set) => set.remove_entry_mult().1.collect(),
+            http::header::Entry::Vacant(_) => Vec::new(),
+        };
         self.headers.clear();
         if let (Some(allow), 405) = (allow, error.status()) {
             self.headers.insert(http::header::ALLOW, allow);
+        }
+        for cookie in cookies {
+            self.headers.append(http::header::SET_COOKIE, cookie);
         }
         self.headers.insert(CONTENT_TYPE, HTML_UTF8);
         self.status = error.status();
@@ -374,6 +382,9 @@ impl Exchange {
     /// Writes the application's error page for `error` (its `write_error` setting, or
     /// Tornado's default page); `traceback` only shows with `debug` or `serve_traceback`.
     pub fn write_error_page(&mut self, error: &HttpError, traceback: Option<&str>) {
+        if !status_has_body(error.status()) {
+            return; // 1xx, 204 and 304 carry no page
+        }
         let traceback = traceback.filter(|_| self.app.settings.serve_traceback());
         match self.app.settings.write_error.clone() {
             Some(write) => write(self, error, traceback),
@@ -400,15 +411,16 @@ impl Exchange {
         if !self.flushed {
             self.flushed = true;
             self.headers.remove(CONTENT_LENGTH);
+            if self.app.settings.compress_response {
+                compress::add_vary(&mut self.headers);
+            }
             if self.app.settings.compress_response
                 && compress::may_compress(self.status, &self.headers)
+                && compress::accepts_gzip(self.request.header_all("accept-encoding"))
             {
-                compress::add_vary(&mut self.headers);
-                if compress::accepts_gzip(self.request.header_all("accept-encoding")) {
-                    self.headers
-                        .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                    self.gzip = Some(Box::default());
-                }
+                self.headers
+                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                self.gzip = Some(Box::default());
             }
             writer
                 .start(status_code(self.status), &self.headers)
@@ -526,23 +538,35 @@ impl Exchange {
                     .insert(ETAG, value.expect("a quoted hex digest is a valid value"));
             }
             if matched {
-                self.status = 304;
-                self.body.clear();
-                for name in [CONTENT_TYPE, CONTENT_LENGTH, http::header::CONTENT_ENCODING] {
-                    self.headers.remove(name);
-                }
+                self.status = 304; // its body and representation fields go below
+                self.headers.remove(CONTENT_LENGTH);
             }
         }
-        let has_body = self.status >= 200 && self.status != 204 && self.status != 304;
-        if self.app.settings.compress_response && has_body && fields.compressible {
-            compress::add_vary(&mut self.headers);
-            if self.body.len() >= compress::MIN_LENGTH
-                && compress::accepts_gzip(self.request.header_all("accept-encoding"))
-            {
-                self.body = compress::gzip(&self.body);
-                self.headers
-                    .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        let has_body = status_has_body(self.status);
+        if !has_body {
+            // Tornado's `_clear_representation_headers`: a 1xx, 204 or 304 describes no body.
+            self.body.clear();
+            for name in [
+                CONTENT_TYPE,
+                CONTENT_ENCODING,
+                http::header::CONTENT_LANGUAGE,
+            ] {
+                self.headers.remove(name);
             }
+        }
+        if self.app.settings.compress_response {
+            // On every response, so caches key a 304 as they keyed its 200 (as Tornado).
+            compress::add_vary(&mut self.headers);
+        }
+        if self.app.settings.compress_response
+            && has_body
+            && fields.compressible
+            && self.body.len() >= compress::MIN_LENGTH
+            && compress::accepts_gzip(self.request.header_all("accept-encoding"))
+        {
+            self.body = compress::gzip(&self.body);
+            self.headers
+                .insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
         // A short body is copied into the output buffer anyway: cut it from the arena and
         // keep the buffer for the next exchange, instead of allocating a `Bytes` for it.
@@ -591,10 +615,12 @@ impl Exchange {
     /// 403 unless the `_xsrf` argument or the `X-XSRFToken`/`X-CSRFToken` header carries the
     /// secret of the `_xsrf` cookie (Tornado's `check_xsrf_cookie`).
     pub fn check_xsrf(&mut self) -> Result<(), HttpError> {
+        // An empty field falls through to the headers, as Tornado's `get_argument(...) or`.
         let submitted = match self
             .arguments(xsrf::XSRF_COOKIE)
             .ok()
             .and_then(|mut v| v.pop())
+            .filter(|token| !token.is_empty())
         {
             Some(token) => Some(token),
             None => self
@@ -648,15 +674,19 @@ impl Exchange {
         let login = self.app.settings.login_url.clone();
         match login {
             Some(login) if matches!(*self.method(), Method::GET | Method::HEAD) => {
-                let sep = if login.contains('?') { '&' } else { '?' };
-                // A login page on another site needs the whole URL back, as Tornado sends.
-                let back = if login.contains("://") {
-                    self.request.full_url()
+                // As Tornado: a login URL with a query of its own is used as it is; else
+                // `next` is the target, or the whole URL for a login page on another site.
+                let url = if login.contains('?') {
+                    login
                 } else {
-                    self.request.target().to_owned()
+                    let back = if login.contains("://") {
+                        self.request.full_url()
+                    } else {
+                        self.request.target().to_owned()
+                    };
+                    format!("{login}?next={}", crate::escape::url_escape(&back, false))
                 };
-                let next = crate::escape::url_escape(&back, false);
-                self.redirect(&format!("{login}{sep}next={next}"), false)?;
+                self.redirect(&url, false)?;
                 Err(HttpError::new(302)) // answered already: only ends the handler
             }
             _ => Err(HttpError::new(403)),
@@ -888,6 +918,11 @@ fn static_url(settings: &crate::Settings, path: &str) -> Result<String, &'static
         .as_ref()
         .ok_or("static_url needs the static_files setting")?;
     Ok(files.static_url(&settings.static_url_prefix, path))
+}
+
+/// Whether a response with `status` has a body (not 1xx, 204 or 304).
+fn status_has_body(status: u16) -> bool {
+    status >= 200 && status != 204 && status != 304
 }
 
 /// The error for a client that is gone (logged as 499, never sent).

@@ -711,3 +711,70 @@ fn clear_forgets_the_response_and_clear_all_cookies_deletes_each() {
         c.cookies()
     );
 }
+
+/// Sets a cookie, then fails (or answers with `?status`, bodiless ones included).
+struct CookieThenStatus;
+impl RequestHandler for CookieThenStatus {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        ex.set_cookie(eddy_web::cookie::SetCookie::new("seen", "1"))
+            .unwrap();
+        ex.set_header("content-language", "en")?;
+        ex.write("some body");
+        match ex.query_arguments("status")?.pop() {
+            Some(code) => {
+                ex.set_status(code.parse().unwrap());
+                Ok(())
+            }
+            None => Err(HttpError::new(400)),
+        }
+    }
+}
+
+#[test]
+fn bodiless_statuses_error_pages_and_vary_follow_tornado() {
+    let settings = Settings {
+        compress_response: true,
+        ..Settings::default()
+    };
+    let app = Application::try_new(
+        vec![
+            Route::new("/c", || CookieThenStatus),
+            Route::new(r"/status/(\d+)", || Status),
+            Route::new("/", || Hello),
+        ],
+        settings,
+    );
+    let mut c = TestClient::new(app.unwrap());
+    // Cookies set before an error still go out with its page.
+    let r = c.get("/c");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("set-cookie"), Some("seen=1; Path=/"));
+    assert!(r.text().starts_with("<html><title>400: Bad Request"));
+    for code in ["204", "304"] {
+        let r = c.get(&format!("/c?status={code}"));
+        assert_eq!(r.status.to_string(), code);
+        assert!(r.body.is_empty(), "{code}");
+        for gone in ["content-type", "content-language", "content-encoding"] {
+            assert_eq!(r.header(gone), None, "{code}: {gone}");
+        }
+        assert_eq!(r.header("vary"), Some("Accept-Encoding"), "{code}");
+        let r = c.get(&format!("/status/{code}"));
+        assert!(
+            r.body.is_empty() && r.header("content-type").is_none(),
+            "{code}"
+        );
+    }
+    // The 304 of a conditional GET varies as its 200 did.
+    let etag = c.get("/").header("etag").unwrap().to_owned();
+    let r = c
+        .fetch(
+            Method::GET,
+            "/",
+            &[("if-none-match", &etag)],
+            Default::default(),
+        )
+        .unwrap();
+    assert_eq!((r.status, r.header("vary")), (304, Some("Accept-Encoding")));
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert_eq!(c.get("/status/302").header("vary"), Some("Accept-Encoding"));
+}
