@@ -164,7 +164,11 @@ fn the_demo_serves_over_real_sockets_on_both_drivers() {
             "{kind:?}"
         );
         let r = fetch(Method::GET, &format!("{base}/user/9"), &[], "");
-        assert_eq!(&r.body[..], br#"{"id":9,"name":"user 9"}"#);
+        assert_eq!(
+            &r.body[..],
+            br#"{"id": 9, "name": "user 9"}"#,
+            "Tornado's json_encode"
+        );
         let r = fetch(Method::GET, &format!("{base}/counter"), &[], "");
         let count = cookie_of(&r, "count");
         let r = fetch(

@@ -29,7 +29,7 @@ fn a_live_server_serves_the_demo_and_keeps_cookies_on_both_drivers() {
         assert_eq!(s.get("/").status, 200, "still serving after a panic");
         let head = s.fetch(Method::HEAD, "/user/3", &[], Bytes::new()).unwrap();
         assert!(
-            head.body.is_empty() && head.header("content-length") == Some("24"),
+            head.body.is_empty() && head.header("content-length") == Some("27"),
             "{head:?}"
         );
         let url = s.url("/");

@@ -85,7 +85,7 @@ async fn browse(addr: SocketAddr, c: usize, log: Rc<RefCell<ClientLog>>) {
         let (path, expect): (String, BodyCheck) = match visit % 4 {
             0 => {
                 let id = c * 1000 + visit;
-                let want = format!("{{\"id\":{id},\"name\":\"user {id}\"}}");
+                let want = format!("{{\"id\": {id}, \"name\": \"user {id}\"}}");
                 (format!("/user/{id}"), Box::new(move |b| b == want))
             }
             1 => ("/counter".into(), Box::new(|_| true)),

@@ -252,10 +252,12 @@ impl Exchange {
         self.body.extend_from_slice(data.as_ref());
     }
 
-    /// Writes `value` as JSON and sets `Content-Type: application/json; charset=UTF-8`.
+    /// Writes `value` as JSON, as Tornado's `write(dict)` does (`json_encode`: Python's
+    /// spacing and `\uXXXX` escapes, `</` as `<\/`), and sets `Content-Type:
+    /// application/json; charset=UTF-8`.
     pub fn write_json(&mut self, value: &impl serde::Serialize) -> Result<(), HttpError> {
         let start = self.body.len();
-        if let Err(e) = serde_json::to_writer(&mut self.body, value) {
+        if let Err(e) = crate::escape::write_json(&mut self.body, value) {
             self.body.truncate(start); // nothing of a value that did not encode
             return Err(HttpError::new(500).with_log_message(format!("JSON encoding failed: {e}")));
         }
