@@ -78,7 +78,7 @@ fn a_one_gib_upload_streams_through_in_bounded_memory_on_both_drivers() {
         peak = peak.max(rss_kib());
         let text = String::from_utf8_lossy(&response);
         assert!(text.starts_with("HTTP/1.1 200"), "{kind:?}: {text}");
-        assert!(text.contains(&format!("\"bytes\":{SIZE}")), "{text}");
+        assert!(text.contains(&format!("\"bytes\": {SIZE}")), "{text}");
         assert!(
             text.contains(&expected),
             "{kind:?}: the hash of what was sent"
