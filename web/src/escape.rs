@@ -90,12 +90,14 @@ impl serde_json::ser::Formatter for TornadoJson {
         writer.write_all(b": ")
     }
 
+    #[inline]
     fn write_string_fragment<W: ?Sized + std::io::Write>(
         &mut self,
         writer: &mut W,
         fragment: &str,
     ) -> std::io::Result<()> {
-        if fragment.is_ascii() && !fragment.contains("</") {
+        // The usual fragment: ASCII without `<`, found in one pass over its (few) bytes.
+        if !fragment.bytes().any(|b| b >= 0x80 || b == b'<') {
             return writer.write_all(fragment.as_bytes());
         }
         let mut previous = '\0';
