@@ -269,9 +269,29 @@ impl Exchange {
     }
 
     /// Sets a cookie (`Path=/` unless `cookie` says otherwise).
+    ///
+    /// A cookie set again under the same name replaces the earlier one in this response, as
+    /// in Tornado.
     pub fn set_cookie(&mut self, cookie: SetCookie) -> Result<(), CookieError> {
         let value = cookie.render()?;
-        let value = HeaderValue::from_str(&value).map_err(|_| CookieError::Value(cookie.name))?;
+        let Ok(value) = HeaderValue::from_str(&value) else {
+            return Err(CookieError::Value(cookie.name));
+        };
+        let name = cookie.name.as_bytes();
+        let same_name = |v: &HeaderValue| {
+            let bytes = v.as_bytes();
+            bytes.len() > name.len() && bytes.starts_with(name) && bytes[name.len()] == b'='
+        };
+        if let http::header::Entry::Occupied(set) = self.headers.entry(http::header::SET_COOKIE) {
+            if set.iter().any(same_name) {
+                let kept: Vec<HeaderValue> =
+                    set.iter().filter(|v| !same_name(v)).cloned().collect();
+                set.remove_entry_mult();
+                for v in kept {
+                    self.headers.append(http::header::SET_COOKIE, v);
+                }
+            }
+        }
         self.headers.append(http::header::SET_COOKIE, value);
         Ok(())
     }

@@ -778,3 +778,23 @@ fn bodiless_statuses_error_pages_and_vary_follow_tornado() {
     assert_eq!(r.header("etag"), Some(etag.as_str()));
     assert_eq!(c.get("/status/302").header("vary"), Some("Accept-Encoding"));
 }
+
+/// Sets `a` twice and `ab` once.
+struct TwoCookies;
+impl RequestHandler for TwoCookies {
+    async fn get(&mut self, ex: &mut Exchange) -> Result<(), HttpError> {
+        use eddy_web::cookie::SetCookie;
+        ex.set_cookie(SetCookie::new("a", "1")).unwrap();
+        ex.set_cookie(SetCookie::new("ab", "x")).unwrap();
+        ex.set_cookie(SetCookie::new("a", "2")).unwrap();
+        Ok(())
+    }
+}
+
+#[test]
+fn a_cookie_set_twice_is_sent_once_with_the_last_value() {
+    let app = Application::try_new(vec![Route::new("/", || TwoCookies)], Settings::default());
+    let r = TestClient::new(app.unwrap()).get("/");
+    let set: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(set, ["ab=x; Path=/", "a=2; Path=/"]);
+}
