@@ -55,6 +55,15 @@ pub fn write_json(
     value.serialize(&mut serializer)
 }
 
+/// Python's `, ` before every item but the first of an array or object.
+fn item_separator<W: ?Sized + std::io::Write>(writer: &mut W, first: bool) -> std::io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        writer.write_all(b", ")
+    }
+}
+
 /// The `serde_json` formatter behind [`write_json`].
 struct TornadoJson;
 
@@ -64,11 +73,7 @@ impl serde_json::ser::Formatter for TornadoJson {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        item_separator(writer, first)
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(
@@ -76,11 +81,7 @@ impl serde_json::ser::Formatter for TornadoJson {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        item_separator(writer, first)
     }
 
     fn begin_object_value<W: ?Sized + std::io::Write>(
