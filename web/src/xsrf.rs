@@ -48,8 +48,9 @@ pub fn encode(raw: &RawToken, key: [u8; 4]) -> String {
     )
 }
 
-/// Decodes a token from the cookie or a request (version 2 masked, or version 1 plain hex,
-/// which gets `now` as its time); `None` when malformed.
+/// Decodes a token from the cookie or a request (version 2 masked, or version 1: plain hex,
+/// or any other text taken as its bytes, as Tornado does; it gets `now` as its time); `None`
+/// when empty or malformed.
 pub fn decode(value: &str, now: u64) -> Option<RawToken> {
     let value = value.trim_matches('"');
     match value.split_once('|') {
@@ -65,7 +66,8 @@ pub fn decode(value: &str, now: u64) -> Option<RawToken> {
         }
         Some(_) => None,
         None => {
-            let token = unhex(value)?;
+            // Version 1: hex, or (as Tornado falls back to) the value's own bytes.
+            let token = unhex(value).unwrap_or_else(|| value.as_bytes().to_vec());
             (!token.is_empty()).then_some(RawToken {
                 token,
                 timestamp: now,
@@ -108,6 +110,9 @@ mod tests {
         let v1 = hex(&raw.token);
         assert_eq!(decode(&v1, 5).unwrap().token, raw.token);
         assert!(matches(&v1, &v2, 5));
+        // Version 1 that is not hex: its bytes, as Tornado's fallback takes it.
+        assert_eq!(decode("abc", 5).unwrap().token, b"abc");
+        assert!(matches("abc", "abc", 5) && !matches("abc", "abd", 5));
     }
 
     #[test]
@@ -119,7 +124,6 @@ mod tests {
             "2|01020304|zz|1",
             "2|01020304|aa|x",
             "3|a|b|c",
-            "abc",
         ] {
             assert_eq!(decode(junk, 0), None, "{junk:?}");
             assert!(!matches(junk, junk, 0));
