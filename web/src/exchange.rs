@@ -410,11 +410,14 @@ impl Exchange {
         let traceback = traceback.filter(|_| self.app.settings.serve_traceback());
         match self.app.settings.write_error.clone() {
             Some(write) => write(self, error, traceback),
-            None => {
-                let page = error_page(error.status(), error.reason(), traceback);
-                self.body.extend_from_slice(page.as_bytes());
-            }
+            None => self.write_default_error_page(error, traceback),
         }
+    }
+
+    /// Writes Tornado's default error page for `error` (the traceback as given).
+    pub(crate) fn write_default_error_page(&mut self, error: &HttpError, traceback: Option<&str>) {
+        let page = error_page(error.status(), error.reason(), traceback);
+        self.body.extend_from_slice(page.as_bytes());
     }
 
     /// True once the response is complete (the handler may still run `on_finish`).
@@ -621,11 +624,17 @@ impl Exchange {
         }
         let (token, new_cookie) =
             make_xsrf_token(&self.app, self.cookie(xsrf::XSRF_COOKIE), unix_now());
+        self.keep_xsrf_token(token.clone(), new_cookie);
+        token
+    }
+
+    /// Keeps `token` as this response's XSRF token, setting the `_xsrf` cookie a new secret
+    /// needs.
+    fn keep_xsrf_token(&mut self, token: String, new_cookie: Option<String>) {
         if let Some(value) = new_cookie {
             let _ = self.set_cookie(SetCookie::new(xsrf::XSRF_COOKIE, value));
         }
-        self.xsrf_token = Some(token.clone());
-        token
+        self.xsrf_token = Some(token);
     }
 
     /// The hidden form field with the XSRF token (Tornado's `xsrf_form_html`).
@@ -789,11 +798,9 @@ impl Exchange {
         if self.xsrf_token.is_some() {
             return;
         }
-        if let Some((token, new_cookie)) = namespace.xsrf.borrow_mut().take() {
-            if let Some(value) = new_cookie {
-                let _ = self.set_cookie(SetCookie::new(xsrf::XSRF_COOKIE, value));
-            }
-            self.xsrf_token = Some(token);
+        let made = namespace.xsrf.borrow_mut().take();
+        if let Some((token, new_cookie)) = made {
+            self.keep_xsrf_token(token, new_cookie);
         }
     }
 

@@ -233,8 +233,7 @@ fn answer_error<H: RequestHandler>(
             "write_error panicked; sent the default page"
         );
         if ex.begin_error_page(error) {
-            let page = crate::error::error_page(error.status(), error.reason(), shown);
-            ex.write(page);
+            ex.write_default_error_page(error, shown);
         }
     }
     ex.finish();
